@@ -1,0 +1,60 @@
+"""Abbreviations defined in the corpus ("minimal residual disease (MRD)"), for query expansion.
+
+A question may say "MRD" where the trial article only ever writes "minimal residual disease"; the
+definition found in any indexed document bridges the two (Schwartz & Hearst, 2003, simplified).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_DEF = re.compile(r"\(([A-Z][A-Za-z0-9]{0,3}[A-Z0-9][A-Za-z0-9]{0,4})s?\)")
+
+
+def _match_long_form(words: list[str], abbr: str) -> str | None:
+    """Shortest run of trailing ``words`` whose letters contain ``abbr``'s letters in order."""
+    letters = [c.lower() for c in abbr if c.isalnum()]
+    for n in range(1, min(len(words), len(letters) + 3) + 1):
+        cand = words[-n:]
+        text = " ".join(cand).lower()
+        if not cand[0][:1].lower() == letters[0]:
+            continue
+        # every abbreviation letter must appear in order; the first must start the long form
+        pos = 0
+        ok = True
+        for ch in letters:
+            pos = text.find(ch, pos)
+            if pos < 0:
+                ok = False
+                break
+            pos += 1
+        if ok and len(cand) >= max(1, len(letters) - 2):
+            return " ".join(cand)
+    return None
+
+
+def find_abbreviations(texts: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for text in texts:
+        for m in _DEF.finditer(text):
+            abbr = m.group(1)
+            before = text[max(0, m.start() - 120) : m.start()]
+            before = re.split(r"[.;:()\[\]\n]", before)[-1]
+            words = re.findall(r"[A-Za-z][A-Za-z\-']*", before)
+            if not words:
+                continue
+            long = _match_long_form(words, abbr)
+            if long and abbr.lower() != long.lower() and abbr not in out:
+                out[abbr] = long
+    return out
+
+
+def expand(query: str, abbreviations: dict[str, str]) -> str:
+    """Extra terms for ``query``: long forms of abbreviations it uses (e.g. "MRD", "CRh" no-op)."""
+    extra = []
+    for tok in re.findall(r"[A-Za-z][A-Za-z0-9]+", query):
+        base = tok[:-1] if tok.endswith("s") and tok[:-1] in abbreviations else tok
+        if base in abbreviations and abbreviations[base].lower() not in query.lower():
+            extra.append(abbreviations[base])
+    return " ".join(dict.fromkeys(extra))

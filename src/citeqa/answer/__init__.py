@@ -1,0 +1,1 @@
+"""Answer generation: extractive and optional LLM answerers."""

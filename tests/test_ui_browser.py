@@ -1,0 +1,390 @@
+"""End-to-end tests of the web UI in headless Chromium (Debian's ``chromium`` + Playwright for Python).
+
+The app runs as a subprocess (``python -m ui.app``) on a free loopback port with a temporary index and
+upload folder, so the first page load also exercises the "index is being built" path.
+Run with ``pytest -m browser``; skipped when Chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CITEQA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+]
+START_TIMEOUT_S = 120
+ANSWER_TIMEOUT_MS = 120_000
+TOWER_Q = "What was the median overall survival with blinatumomab in the TOWER trial?"
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+XSS_DOC = (
+    "Security test note\n\n"
+    "The pangolin calibration constant of the Vostok assay was 913.25 millikelvin.\n\n"
+    'Markup that must stay text: <script>window.__xss=1</script><img src=x onerror="window.__xss=2"> '
+    "and {{this}} and ${window.__xss=3} and $$x^2$$.\n"
+)
+FACT_DOC = (
+    "Field report\n\n"
+    "In the Okapi-7 cohort study, the median time to first remission was 11.4 weeks.\n"
+    "The Okapi-7 study enrolled 58 participants at two sites.\n"
+)
+
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ui_browser")
+
+
+@pytest.fixture(scope="module")
+def server(workdir: Path) -> Iterator[str]:
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        CITEQA_INDEX_DIR=str(workdir / "index"),
+        CITEQA_UPLOAD_DIR=str(workdir / "uploads"),
+        CITEQA_HOST="127.0.0.1",
+        CITEQA_PORT=str(port),
+        CITEQA_ANSWER_MODE="extractive",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONUNBUFFERED="1",
+    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(ROOT)) if p)
+    log = workdir / "app.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ui.app"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    t0 = time.monotonic()
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"UI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            if time.monotonic() - t0 > START_TIMEOUT_S:
+                pytest.fail(f"UI not up after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def external_requests() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def page(browser, server: str, external_requests: list[str]):  # type: ignore[no-untyped-def]
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("dialog", lambda d: d.accept())
+    pg.on(
+        "request",
+        lambda r: external_requests.append(r.url)
+        if not r.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:"))
+        else None,
+    )
+    pg.goto(server)
+    pg.wait_for_selector("#cq-status", timeout=30_000)
+    yield pg
+    ctx.close()
+    assert not errors, f"uncaught page errors: {errors}"
+
+
+def _wait_ready(pg) -> None:  # type: ignore[no-untyped-def]
+    pg.wait_for_function(
+        "() => /documents/.test(document.querySelector('#cq-status')?.innerText || '')", timeout=START_TIMEOUT_S * 1000
+    )
+
+
+def _ask(pg, question: str) -> object:  # type: ignore[no-untyped-def]
+    """Ask a question; return the finished answer bubble (the last one)."""
+    n = pg.locator("#cq-chat .cq-answer:not(.cq-streaming)").count()
+    pg.fill("#cq-question textarea", question)
+    pg.click("#cq-send")
+    pg.wait_for_function(
+        f"() => document.querySelectorAll('#cq-chat .cq-answer:not(.cq-streaming)').length > {n}",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    return pg.locator("#cq-chat .cq-answer:not(.cq-streaming)").last
+
+
+def _doc_text(workdir: Path, doc: str) -> str:
+    for d in (ROOT / "seeds", workdir / "uploads"):
+        if (d / doc).is_file():
+            with (d / doc).open(encoding="utf-8", newline="") as fh:  # offsets count "\r\n" as 2
+                return fh.read()
+    raise AssertionError(f"{doc} not found in seeds or uploads")
+
+
+def _open_citation(pg, link) -> dict:  # type: ignore[no-untyped-def]
+    """Click a citation link; return the highlighted mark's doc, offsets and text."""
+    before = pg.evaluate("() => (document.querySelector('#cq-evidence') || {}).dataset?.nonce || ''")
+    link.click()
+    pg.wait_for_function(
+        "(before) => { const e = document.querySelector('#cq-evidence-panel #cq-evidence');"
+        " return e && e.dataset.nonce !== before && e.querySelector('mark#cq-mark'); }",
+        arg=before,
+        timeout=30_000,
+    )
+    pg.wait_for_timeout(400)  # let the scroll into view settle
+    return pg.evaluate(
+        """() => { const m = document.querySelector('#cq-evidence-panel mark#cq-mark');
+                   const box = document.querySelector('#cq-evidence-panel .cq-doc');
+                   const mr = m.getBoundingClientRect(), br = box.getBoundingClientRect();
+                   return {doc: m.dataset.doc, start: +m.dataset.start, end: +m.dataset.end,
+                           text: m.textContent, visible: mr.top >= br.top - 1 && mr.top < br.bottom,
+                           panel: document.querySelector('#cq-evidence-panel').innerText}; }"""
+    )
+
+
+def _await_report(pg, action) -> str:  # type: ignore[no-untyped-def]
+    """Run ``action`` and return the text of the library report it produces."""
+    sel = "#cq-upload-report .cq-upload-report"
+    old = pg.evaluate(f"() => document.querySelector('{sel}')?.dataset.nonce || ''")
+    action()
+    pg.wait_for_function(
+        f"(old) => (document.querySelector('{sel}')?.dataset.nonce || old) !== old", arg=old,
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    return pg.inner_text(sel)
+
+
+def _upload(pg, paths: list[Path]) -> str:  # type: ignore[no-untyped-def]
+    pg.get_by_role("tab", name="Library").click()
+    pg.set_input_files("#cq-upload input[type=file]", [str(p) for p in paths])
+    stems = [p.stem for p in paths]  # the files are uploaded to the server as soon as they are chosen
+    pg.wait_for_function(
+        "(stems) => { const t = document.querySelector('#cq-upload').innerText;"
+        " return stems.every((s) => t.includes(s)); }",
+        arg=stems,
+        timeout=30_000,
+    )
+    report = _await_report(pg, lambda: pg.click("#cq-add"))
+    pg.get_by_role("tab", name="Chat").click()
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+def test_startup_shows_index_progress_then_library(page) -> None:  # type: ignore[no-untyped-def]
+    """The index is built on first start; the page shows that instead of looking frozen."""
+    seen_progress = False
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < START_TIMEOUT_S:
+        status = page.inner_text("#cq-status")
+        progress = page.locator(".progress-text, .progress-level, .eta-bar, .meta-text").count() > 0
+        if "Preparing the document index" in status or progress:
+            seen_progress = True
+        if "documents" in status:
+            break
+        page.wait_for_timeout(150)
+    assert "documents" in page.inner_text("#cq-status")
+    elapsed = time.monotonic() - t0
+    assert seen_progress or elapsed < 2, "index build took a while but no progress was shown"
+    page.get_by_role("tab", name="Library").click()
+    table = page.inner_text("#cq-library")
+    assert all(f"00{i}_" in table for i in range(5)), table
+
+
+def test_ask_stream_and_open_citation(page, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    bubble = _ask(page, TOWER_Q)
+    text = bubble.inner_text()
+    assert "7.7" in text, text
+    assert bubble.locator(".cq-refusal").count() == 0
+    links = bubble.locator(".cq-text a.cq-cite")
+    assert links.count() >= 1
+    assert bubble.locator(".cq-refs li").count() >= 1
+    first = links.first
+    assert first.inner_text() == "[1]"
+    mark = _open_citation(page, first)
+    source = _doc_text(workdir, mark["doc"])
+    assert mark["text"] == source[mark["start"] : mark["end"]]
+    assert mark["text"].strip(), "empty highlight"
+    assert mark["visible"], "the highlighted span was not scrolled into view"
+    # The reference entry shows the same quote (trimmed to a preview).
+    ref_quote = bubble.locator(".cq-refs li .cq-quote").first.inner_text().strip("“”… ")
+    assert " ".join(mark["text"].split()).startswith(" ".join(ref_quote.split())[:60])
+    # Clicking the reference entry opens the same span.
+    again = _open_citation(page, bubble.locator(".cq-refs a.cq-ref").first)
+    assert (again["doc"], again["start"], again["text"]) == (mark["doc"], mark["start"], mark["text"])
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def test_follow_up_uses_history_and_exports(page) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    _ask(page, TOWER_Q)
+    bubble = _ask(page, "And with chemotherapy?")
+    assert "4.0" in bubble.inner_text()
+    # Export of the last answer: Markdown with quotes and offsets, and JSON = Answer.to_dict().
+    with page.expect_download() as dl:
+        page.click("#cq-dl-md")
+    md = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert "## Question" in md and "And with chemotherapy?" in md and "## References" in md
+    assert re.search(r"characters \d+–\d+", md)
+    with page.expect_download() as dl:
+        page.click("#cq-dl-json")
+    data = json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))
+    assert data["question"] == "And with chemotherapy?"
+    assert data["citations"] and {"doc", "start", "end", "quote"} <= set(data["citations"][0])
+
+
+def test_unanswerable_question_is_refused_with_nearest_passages(page) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    bubble = _ask(page, "How much does a course of blinatumomab cost in euros?")
+    assert bubble.locator(".cq-refusal").count() == 1, bubble.inner_text()
+    assert "Not answered" in bubble.inner_text()
+    nearest = bubble.locator(".cq-nearest a.cq-ref")
+    if nearest.count():
+        mark = _open_citation(page, nearest.first)
+        assert mark["text"].strip()
+
+
+def test_upload_new_document_and_ask_about_it(page, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    fact = workdir / "okapi field report.txt"
+    fact.write_text(FACT_DOC, encoding="utf-8")
+    bad = workdir / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4 this is not really a pdf")
+    report = _upload(page, [fact, bad])
+    assert "okapi_field_report.txt" in report, report
+    assert "broken.pdf" in report and "Not added" in report, report
+    page.get_by_role("tab", name="Library").click()
+    assert "okapi_field_report.txt" in page.inner_text("#cq-library")
+    page.get_by_role("tab", name="Chat").click()
+    bubble = _ask(page, "What was the median time to first remission in the Okapi-7 cohort study?")
+    assert "11.4" in bubble.inner_text()
+    link = bubble.locator(".cq-text a.cq-cite").first
+    mark = _open_citation(page, link)
+    assert mark["doc"] == "okapi_field_report.txt"
+    assert mark["text"] == FACT_DOC[mark["start"] : mark["end"]]
+
+
+def test_document_markup_is_shown_literally_never_executed(page, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    evil = workdir / "xss_note.txt"
+    evil.write_text(XSS_DOC, encoding="utf-8")
+    report = _upload(page, [evil])
+    assert "xss_note.txt" in report
+    bubble = _ask(page, "What was the pangolin calibration constant of the Vostok assay?")
+    assert "913.25" in bubble.inner_text()
+    mark = _open_citation(page, bubble.locator(".cq-text a.cq-cite").first)
+    assert mark["doc"] == "xss_note.txt"
+    page.wait_for_timeout(500)
+    panel = mark["panel"]
+    assert '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">' in panel
+    assert "{{this}} and ${window.__xss=3} and $$x^2$$" in panel
+    assert page.evaluate("() => typeof window.__xss") == "undefined"
+    assert page.locator("#cq-evidence-panel script, #cq-evidence-panel img").count() == 0
+    # Asking about the markup itself puts it into the chat bubble: still inert there.
+    bubble = _ask(page, "Which markup must stay text in the security test note?")
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => typeof window.__xss") == "undefined"
+    assert page.locator("#cq-chat img[src=x]").count() == 0
+
+
+def test_remove_document(page) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    page.get_by_role("tab", name="Library").click()
+    assert "okapi_field_report.txt" in page.inner_text("#cq-library")
+    page.click("#cq-remove-choice input")
+    page.get_by_role("option", name=re.compile(r"okapi_field_report\.txt")).click()
+    report = _await_report(page, lambda: page.click("#cq-remove"))
+    assert "Removed okapi_field_report.txt" in report
+    page.wait_for_function(
+        "() => !document.querySelector('#cq-library').innerText.includes('okapi_field_report.txt')",
+        timeout=30_000,
+    )
+
+
+def test_settings_are_per_session_and_key_is_not_echoed(page, browser, server: str) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("OpenAI-compatible endpoint", exact=False).check()
+    page.fill("#cq-url input, #cq-url textarea", "http://127.0.0.1:9/v1")
+    page.fill("#cq-key input", "sk-very-secret-123")
+    page.fill("#cq-topk input[type=number]", "5")
+    page.click("#cq-apply")
+    page.wait_for_function("() => /Applied/.test(document.querySelector('#cq-settings-note')?.innerText || '')")
+    assert page.input_value("#cq-key input") == ""
+    assert "sk-very-secret-123" not in page.content()
+    assert "OpenAI-compatible endpoint" in page.inner_text("#cq-status")
+    # A second browser session still has the defaults.
+    other = browser.new_page()
+    try:
+        other.goto(server)
+        other.wait_for_function(
+            "() => /documents/.test(document.querySelector('#cq-status')?.innerText || '')", timeout=60_000
+        )
+        assert "evidence only" in other.inner_text("#cq-status")
+    finally:
+        other.close()
+
+
+def test_no_external_requests(external_requests: list[str]) -> None:
+    assert not external_requests, f"the page fetched from outside the machine: {external_requests[:5]}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _keep_log_on_failure(workdir: Path) -> Iterator[None]:
+    yield
+    log = workdir / "app.log"
+    if log.exists() and os.environ.get("CITEQA_UI_LOG_COPY"):
+        shutil.copy(log, os.environ["CITEQA_UI_LOG_COPY"])

@@ -1,0 +1,108 @@
+"""Upload hygiene for the web UI: safe file names, confinement to the upload folder, size limits.
+
+Pure functions (no Gradio), so they are unit-tested directly in ``tests/test_ui_security.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import unicodedata
+from pathlib import Path
+
+ALLOWED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+MAX_NAME_CHARS = 120
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_RUNS = re.compile(r"([._-])[._-]+")
+
+
+class UploadRejected(ValueError):
+    """An uploaded file cannot be accepted; ``str(exc)`` is the message shown to the user."""
+
+
+def safe_filename(name: str, allowed: tuple[str, ...] = ALLOWED_SUFFIXES) -> str:
+    """Reduce a client-supplied file name to a safe base name.
+
+    Only the last path component is kept (both ``/`` and ``\\`` count as separators), the name is
+    transliterated to ASCII, every character outside ``[A-Za-z0-9._-]`` becomes ``_``, leading dots
+    are stripped (no hidden files, no ``..``) and the length is capped with the suffix preserved.
+    Raises :class:`UploadRejected` if the suffix is not one of ``allowed`` or nothing usable is left.
+    """
+    raw = str(name or "").replace("\\", "/").replace("\x00", "")
+    base = raw.rstrip("/").rsplit("/", 1)[-1].strip()
+    shown = base or raw or "(unnamed)"
+    stem, dot, suffix = base.rpartition(".")
+    suffix = _UNSAFE.sub("", suffix).lower() if dot else ""
+    if f".{suffix}" not in allowed:
+        kinds = ", ".join(s.lstrip(".") for s in allowed)
+        raise UploadRejected(f"{shown}: unsupported file type; upload one of: {kinds}.")
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    stem = _RUNS.sub(r"\1", _UNSAFE.sub("_", ascii_stem)).strip("._- ")
+    if not stem:
+        stem = "upload"
+    stem = stem[: MAX_NAME_CHARS - len(suffix) - 1].rstrip("._- ") or "upload"
+    return f"{stem}.{suffix}"
+
+
+def check_size(name: str, size_bytes: int, max_mb: float) -> None:
+    """Raise :class:`UploadRejected` with a readable message if the file exceeds ``max_mb``."""
+    if size_bytes > max_mb * 1024 * 1024:
+        raise UploadRejected(
+            f"{name} is {size_bytes / (1024 * 1024):.1f} MB; the upload limit is {max_mb:g} MB."
+        )
+    if size_bytes == 0:
+        raise UploadRejected(f"{name} is empty.")
+
+
+def confined_path(upload_dir: Path, name: str) -> Path:
+    """``upload_dir / name``, guaranteed to stay inside ``upload_dir`` (raises otherwise)."""
+    root = Path(upload_dir).resolve()
+    target = (root / name).resolve()
+    if target.parent != root:
+        raise UploadRejected(f"{name}: invalid file name.")
+    return target
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stage_upload(
+    src: str | Path,
+    upload_dir: Path,
+    max_mb: float,
+    original_name: str | None = None,
+    taken: set[str] | frozenset[str] = frozenset(),
+) -> tuple[Path, bool]:
+    """Copy an uploaded temp file into ``upload_dir`` under a sanitised, unique name.
+
+    Returns ``(path, is_duplicate)``: ``is_duplicate`` is True when a byte-identical file with the
+    same name is already there (nothing is copied). ``taken`` holds names already used elsewhere
+    (e.g. documents in the index), which are avoided as well.
+    """
+    src = Path(src)
+    name = safe_filename(original_name or src.name)
+    check_size(name, src.stat().st_size, max_mb)
+    upload_dir = Path(upload_dir)
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    stem, _, suffix = name.rpartition(".")
+    candidate = name
+    for i in range(2, 10_000):
+        dest = confined_path(upload_dir, candidate)
+        if dest.exists() and _digest(dest) == _digest(src):
+            return dest, True
+        if not dest.exists() and candidate not in taken:
+            break
+        candidate = f"{stem}-{i}.{suffix}"
+    else:  # pragma: no cover - 10k collisions
+        raise UploadRejected(f"{name}: too many files with this name.")
+    tmp = dest.with_name(f".{dest.name}.part")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    return dest, False
