@@ -9,6 +9,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+# Standard clinical-trial abbreviations that papers use without defining (journal style assumes them).
+CLINICAL = {
+    "CR": "complete remission", "CRh": "complete remission with partial hematologic recovery",
+    "CRi": "complete remission with incomplete hematologic recovery", "OS": "overall survival",
+    "EFS": "event-free survival", "DFS": "disease-free survival", "PFS": "progression-free survival",
+    "MRD": "minimal residual disease", "HSCT": "hematopoietic stem-cell transplantation",
+    "SCT": "stem-cell transplantation", "AE": "adverse event", "AEs": "adverse events",
+    "SAE": "serious adverse event", "HR": "hazard ratio", "CI": "confidence interval",
+    "ITT": "intention-to-treat", "CRS": "cytokine release syndrome", "ORR": "overall response rate",
+    "RR": "relapse rate", "QoL": "quality of life", "ECOG": "Eastern Cooperative Oncology Group",
+}
+# Everyday words readers use for the trial-report terms.
+SYNONYMS = {
+    "stop": "discontinuation", "stopped": "discontinuation", "quit": "discontinuation",
+    "sites": "centers", "site": "center", "side": "adverse",
+    "transplant": "transplantation", "arm": "group", "arms": "groups",
+}
+
 _DEF = re.compile(r"\(([A-Z][A-Za-z0-9]{0,3}[A-Z0-9][A-Za-z0-9]{0,4})s?\)")
 
 
@@ -50,11 +68,30 @@ def find_abbreviations(texts: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def expand(query: str, abbreviations: dict[str, str]) -> str:
-    """Extra terms for ``query``: long forms of abbreviations it uses (e.g. "MRD", "CRh" no-op)."""
+def expand(query: str, abbreviations: dict[str, str], synonyms: bool = False) -> str:
+    """Extra terms for ``query``: long forms of the abbreviations it uses (corpus definitions first,
+    then standard clinical ones) and, for questions, trial-report words for everyday ones."""
     extra = []
+    low = query.lower()
     for tok in re.findall(r"[A-Za-z][A-Za-z0-9]+", query):
-        base = tok[:-1] if tok.endswith("s") and tok[:-1] in abbreviations else tok
-        if base in abbreviations and abbreviations[base].lower() not in query.lower():
-            extra.append(abbreviations[base])
+        for table in (abbreviations, CLINICAL):
+            base = tok[:-1] if tok.endswith("s") and tok[:-1] in table and tok not in table else tok
+            if base in table:
+                if table[base].lower() not in low:
+                    extra.append(table[base])
+                break
+        if synonyms and tok.lower() in SYNONYMS:
+            extra.append(SYNONYMS[tok.lower()])
     return " ".join(dict.fromkeys(extra))
+
+
+def abbreviations_used(query: str, abbreviations: dict[str, str]) -> list[str]:
+    """Abbreviations in ``query`` that :func:`expand` knows a long form for."""
+    out = []
+    for tok in re.findall(r"[A-Za-z][A-Za-z0-9]+", query):
+        for table in (abbreviations, CLINICAL):
+            base = tok[:-1] if tok.endswith("s") and tok[:-1] in table and tok not in table else tok
+            if base in table:
+                out.append(tok)
+                break
+    return out

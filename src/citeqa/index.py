@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -15,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from citeqa import store
-from citeqa.abbrev import find_abbreviations
+from citeqa.abbrev import expand, find_abbreviations
 from citeqa.config import Settings
 from citeqa.embed import Embedder, default_embedder
 from citeqa.errors import CiteqaError, IndexDamaged, IndexMissing, IngestError
 from citeqa.ingest import expand_paths, load_catalog, parse_document, parse_text
 from citeqa.ingest.loaders import read_document
-from citeqa.textutil import tokens
+from citeqa.textutil import index_terms, tokens
 from citeqa.types import DocMeta, ParsedDoc, Unit
 
 Progress = Callable[[int, int, str], None]
@@ -193,7 +194,7 @@ class Index:
 
     def search_bm25(self, query: str, k: int) -> list[tuple[int, float]]:
         snap = self._snap
-        q = [t for t in tokens(query) if t in snap.bm25.vocab_dict]
+        q = [t for t in index_terms(query) if t in snap.bm25.vocab_dict]
         if not q or not snap.units:
             return []
         ids, scores = snap.bm25.retrieve([q], k=min(k, len(snap.units)), show_progress=False, n_threads=1)
@@ -211,6 +212,21 @@ class Index:
                 uid = int(snap.sent_index[i, 0])
                 best[uid] = max(best.get(uid, -1.0), float(sc))
         return sorted(best.items(), key=lambda x: -x[1])[:k]
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency over units (from the BM25 matrix: non-zeros per term)."""
+        snap = self._snap
+        n = max(len(snap.units), 1)
+        tid = snap.bm25.vocab_dict.get(term) if snap.bm25 is not None else None
+        if tid is None or tid + 1 >= len(snap.bm25.scores["indptr"]):
+            return math.log((n + 1) / 0.5)
+        ptr = snap.bm25.scores["indptr"]
+        df = int(ptr[tid + 1] - ptr[tid])
+        return math.log((n + 1) / (df + 0.5))
+
+    def alias_text(self, doc: str) -> str:
+        m = self._snap.docs[doc].meta
+        return f"{m.title} {m.aliases} {m.trial_id}"
 
     def abbreviations(self) -> dict[str, str]:
         snap = self._snap
@@ -368,7 +384,7 @@ def _assemble(settings: Settings, embedder: Embedder, old: _Snapshot, reuse: lis
     sent_vectors = np.vstack(svecs).astype(np.float32) if svecs else np.zeros((0, dim), np.float32)
     sent_index = np.vstack(sidx).astype(np.int64) if sidx else np.zeros((0, 2), np.int64)
     snap = _Snapshot(docs, units, vectors, sent_vectors, sent_index,
-                     _faiss_index(vectors, settings), _bm25_index(units), None, _faiss_index(sent_vectors, settings))
+                     _faiss_index(vectors, settings), _bm25_index(units, find_abbreviations(r.text for r in docs.values())), None, _faiss_index(sent_vectors, settings))
     return snap, len(texts) + len(sent_texts)
 
 
@@ -387,11 +403,12 @@ def _faiss_index(vectors: np.ndarray, settings: Settings) -> Any:
     return index
 
 
-def _bm25_index(units: list[Unit]) -> Any:
+def _bm25_index(units: list[Unit], abbreviations: dict[str, str]) -> Any:
     import bm25s
 
     retriever = bm25s.BM25()
-    corpus = [tokens(u.embed_text) or ["∅"] for u in units]
+    # Units that only use an abbreviation ("HSCT") also match its long form in questions.
+    corpus = [index_terms(f"{u.embed_text} {expand(u.text, abbreviations)}") or ["∅"] for u in units]
     if corpus:
         retriever.index(corpus, show_progress=False)
     return retriever

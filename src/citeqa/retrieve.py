@@ -11,9 +11,10 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from citeqa.abbrev import expand
+from citeqa.abbrev import abbreviations_used, expand
 from citeqa.config import Settings
 from citeqa.index import Index
+from citeqa.textutil import index_terms, numbers
 from citeqa.types import Passage, Unit
 
 
@@ -34,17 +35,16 @@ class HybridRetriever(BaseRetriever):
         k = k or self.k
         s = self.settings
         qv = self.embed_query(query) if qvec is None else qvec
-        lex_query = " ".join(x for x in (query, extra_terms, expand(query, self.index.abbreviations())) if x)
+        lex_query = " ".join(x for x in (query, extra_terms, expand(query, self.index.abbreviations(), synonyms=True)) if x)
         dense = self.index.search_dense(qv, s.candidate_k * 2)
         units = self.index.units
         # Max-sim list: a chunk scores as its best sentence; single-sentence units keep their own score.
         maxsim = dict(self.index.search_sentences(qv, s.candidate_k))
         for uid, sc in dense:
-            if len(units[uid].sentences) == 1:
-                maxsim[uid] = max(maxsim.get(uid, -1.0), sc)
+            maxsim[uid] = max(maxsim.get(uid, -1.0), sc)
         lists = [
             (s.dense_weight, dense[: s.candidate_k]),
-            (s.dense_weight, sorted(maxsim.items(), key=lambda x: -x[1])[: s.candidate_k]),
+            (s.sentence_weight, sorted(maxsim.items(), key=lambda x: -x[1])[: s.candidate_k]),
             (s.bm25_weight, self.index.search_bm25(lex_query, s.candidate_k)),
         ]
         fused: dict[int, float] = {}
@@ -52,16 +52,60 @@ class HybridRetriever(BaseRetriever):
             for rank, (uid, _score) in enumerate(ranked):
                 fused[uid] = fused.get(uid, 0.0) + weight / (s.rrf_k + rank + 1)
         mentioned = self.index.mentioned_docs(query)
-        if mentioned:
-            for uid in fused:
-                if units[uid].doc in mentioned:
-                    fused[uid] += 1.0 / (s.rrf_k + 1)
-        order = _diverse(sorted(fused, key=lambda u: -fused[u]), units, k, mentioned, _MULTI_DOC.search(query))
+        candidates = sorted(fused, key=lambda u: -fused[u])[: s.candidate_k]
+        if mentioned:  # a named document's best units join the pool even if fusion missed them
+            for uid, _ in dense:
+                if units[uid].doc in mentioned and uid not in candidates:
+                    candidates.append(uid)
+        scored = self.rerank(query, qv, candidates, mentioned, lex_query)
+        order = _diverse(sorted(scored, key=lambda u: -scored[u]), units, k, mentioned, _MULTI_DOC.search(query))
+        fused = scored
         out = []
         for r, uid in enumerate(order):
             u = units[uid]
             out.append(Passage(u, self.index.meta(u.doc).title, self.index.quote(u.doc, u.start, u.end),
                                fused[uid], r + 1))
+        return out
+
+    def rerank(self, query: str, qv: np.ndarray, candidates: list[int], mentioned: set[str],
+               lex_query: str) -> dict[int, float]:
+        """Score candidates on meaning (best of unit/sentence similarity) and on covering the question's terms.
+
+        Coverage is IDF-weighted over the unit's text, its section path and its document's catalog names,
+        so "TOWER" or "chemotherapy group" count when the context says so.
+        """
+        idx = self.index
+        # An expanded abbreviation is matched through its long form, not the letters themselves.
+        abbr = {t for a in abbreviations_used(query, idx.abbreviations()) for t in index_terms(a)}
+        terms = [t for t in dict.fromkeys(index_terms(lex_query)) if t not in abbr]
+        quantity = [t for t in terms if t in _QUANTITY]
+        # Quantity words signal the answer type, not the topic: they weigh little.
+        weights = {t: (0.5 if t in _QUANTITY or t in _LIGHT else idx.idf(t)) for t in terms}
+        total = sum(weights.values()) or 1.0
+        qnums = set(numbers(query))
+        vectors = idx.snap.vectors
+        out: dict[int, float] = {}
+        alias_terms: dict[str, set[str]] = {}
+        for uid in candidates:
+            u = idx.units[uid]
+            sim = float(vectors[uid] @ qv)
+            sv = idx.sentence_vectors(uid)
+            if sv is not None:
+                sim = max(sim, float((sv @ qv).max()))
+            if u.doc not in alias_terms:
+                alias_terms[u.doc] = set(index_terms(idx.alias_text(u.doc)))
+            have = set(index_terms(f"{u.embed_text} {expand(u.text, idx.abbreviations())}")) | alias_terms[u.doc]
+            if quantity and any(c.isdigit() for c in u.text):
+                have |= set(quantity)  # "what percentage" is answered by a number
+            cov = sum(w for t, w in weights.items() if t in have) / total
+            score = 0.5 * sim + 0.5 * cov
+            if qnums:
+                score += 0.1 * len(qnums & set(numbers(u.text))) / len(qnums)
+            if u.doc in mentioned:
+                score += 0.05
+            if _BACK_MATTER.search(u.section):
+                score -= 0.15
+            out[uid] = score
         return out
 
     def _get_relevant_documents(
@@ -70,6 +114,14 @@ class HybridRetriever(BaseRetriever):
         return [to_document(p) for p in self.passages(query, kwargs.get("k"))]
 
 
+_QUANTITY = frozenset(index_terms("percentage percent proportion fraction share rate rates number count"))
+# Light verbs and generic nouns of questions: rare in a small corpus, yet they say little about the topic.
+_LIGHT = frozenset(index_terms(
+    "achieve achieved receive received get got occur occurred find found see take took include included "
+    "experience experienced undergo underwent become became happen happened patients people participants "
+    "study trial"
+))
+_BACK_MATTER = re.compile(r"^(REFERENCES|APPENDIX|ACKNOWLEDG|DISCLOSURE)|> Supported by", re.I)
 _MULTI_DOC = re.compile(
     r"\b(studies|trials|sources|articles|documents|papers|reports|files|both|across|each (study|trial|source)|"
     r"all (three|four|five|the))\b", re.I)

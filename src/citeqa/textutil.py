@@ -17,6 +17,7 @@ STOPWORDS = frozenset(
 )
 QUESTION_WORDS = frozenset("what which who whom whose when where why how many much did does do was were is are".split())
 
+_STOP_STEMS: frozenset[str] = frozenset()  # filled below, once the stemmer is defined
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*%?|[^\W\d_]+(?:[-'][^\W\d_]+)*|[≥≤<>±]", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])[-−–]?\d+(?:[.,]\d+)*(?![\w])")
 
@@ -63,6 +64,11 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def index_terms(text: str) -> list[str]:
+    """BM25 terms: stemmed tokens without stopwords (numbers kept whole)."""
+    return [t for t in tokens(text) if t not in _STOP_STEMS]
+
+
 def content_terms(text: str) -> list[str]:
     """Tokens that carry meaning: no stopwords, no question words."""
     out = []
@@ -76,3 +82,6 @@ def content_terms(text: str) -> list[str]:
 def numbers(text: str) -> list[str]:
     """Numbers as written (thousands separators dropped, unicode minus normalised)."""
     return [m.replace(",", "").replace("−", "-").replace("–", "-") for m in _NUMBER.findall(normalise(text))]
+
+
+_STOP_STEMS = frozenset(stem(w) for w in STOPWORDS | QUESTION_WORDS) | STOPWORDS | QUESTION_WORDS

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from citeqa.types import AnswerSentence
 
-__all__ = ["VerifiedAnswer", "key_terms", "numbers_in", "parse_markers", "split_sentences", "verify_answer"]
+__all__ = [
+    "MARKER_RE",
+    "VerifiedAnswer",
+    "key_terms",
+    "numbers_in",
+    "parse_markers",
+    "split_sentences",
+    "strip_markers",
+    "verify_answer",
+]
 
 # A sentence needs at least this share of its key terms in its cited sources.
 MIN_TERM_SHARE = 0.5
@@ -111,6 +120,7 @@ def parse_markers(text: str) -> list[int]:
 
 
 def strip_markers(text: str) -> str:
+    """``text`` without citation markers (for display or comparison)."""
     return re.sub(r"\s+([.,;:!?])", r"\1", MARKER_RE.sub("", text)).strip()
 
 
@@ -223,7 +233,8 @@ def _check(sentence: str, cited: Iterable[int], sources: Mapping[int, str]) -> A
 
 
 def _tidy(text: str) -> str:
-    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    # Only where a removed marker left "months ." behind; "P = .05" must stay as written.
+    text = re.sub(r"[ \t]+([.,;:!?])(?=\s|$)", r"\1", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     return re.sub(r"[ \t]+\n", "\n", text).strip()
 
@@ -242,9 +253,12 @@ def verify_answer(text: str, sources: Mapping[int, str]) -> VerifiedAnswer:
     removed: list[int] = []
 
     def rewrite(m: re.Match[str]) -> str:
-        nums = _expand_marker(m.group(1))
-        removed.extend(n for n in nums if n not in sources and n not in removed)
-        kept = [n for n in nums if n in sources]
+        kept: list[int] = []
+        for n in _expand_marker(m.group(1)):
+            if n in sources:
+                kept.append(n)
+            elif n not in removed:
+                removed.append(n)
         return f"[{', '.join(map(str, kept))}]" if kept else ""
 
     rendered = _tidy(MARKER_RE.sub(rewrite, text))

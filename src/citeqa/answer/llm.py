@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import string
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -109,7 +110,9 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
             model=settings.llm_model,
             api_key=settings.llm_api_key,
             timeout=settings.llm_timeout_s,
-            max_tokens=settings.llm_max_tokens,  # type: ignore[call-arg]  # alias of max_completion_tokens
+            # Not ``max_tokens=``: langchain-openai sends that as max_completion_tokens, which
+            # llama.cpp's server (and other OpenAI-compatible ones) ignore, generating up to n_ctx.
+            extra_body={"max_tokens": settings.llm_max_tokens},
             temperature=0,
             max_retries=0,  # the caller falls back at once instead of retrying a dead server
         )
@@ -145,6 +148,8 @@ def _llamacpp_chat(llama: Any, max_tokens: int) -> BaseChatModel:
     from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+    lock = threading.Lock()  # one llama.cpp context: concurrent UI requests take turns
+
     class LlamaCppChat(BaseChatModel):
         llama: Any
         max_tokens: int = 256
@@ -154,7 +159,8 @@ def _llamacpp_chat(llama: Any, max_tokens: int) -> BaseChatModel:
             return "citeqa-llamacpp"
 
         def _call(self, messages: list[BaseMessage], stop: list[str] | None, stream: bool) -> Any:
-            chat = [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]
+            # ``content`` not ``.text``: the latter is a method before langchain-core 1.0.
+            chat = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
             return self.llama.create_chat_completion(
                 messages=chat, temperature=0.0, max_tokens=self.max_tokens, stop=stop or [], stream=stream
             )
@@ -166,7 +172,8 @@ def _llamacpp_chat(llama: Any, max_tokens: int) -> BaseChatModel:
             run_manager: Any = None,
             **_: Any,
         ) -> ChatResult:
-            out = self._call(messages, stop, stream=False)
+            with lock:
+                out = self._call(messages, stop, stream=False)
             text = out["choices"][0]["message"].get("content") or ""
             return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
@@ -177,12 +184,13 @@ def _llamacpp_chat(llama: Any, max_tokens: int) -> BaseChatModel:
             run_manager: Any = None,
             **_: Any,
         ) -> Iterator[ChatGenerationChunk]:
-            for part in self._call(messages, stop, stream=True):
-                delta = part["choices"][0]["delta"].get("content") or ""
-                if delta:
-                    if run_manager is not None:
-                        run_manager.on_llm_new_token(delta)
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
+            with lock:
+                for part in self._call(messages, stop, stream=True):
+                    delta = part["choices"][0]["delta"].get("content") or ""
+                    if delta:
+                        if run_manager is not None:
+                            run_manager.on_llm_new_token(delta)
+                        yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
 
     return LlamaCppChat(llama=llama, max_tokens=max_tokens)
 
