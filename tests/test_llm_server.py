@@ -97,6 +97,17 @@ def test_stream_from_real_server(llama_server) -> None:  # type: ignore[no-untyp
 
 
 @pytest.mark.llm
+def test_max_tokens_reaches_server(llama_server) -> None:  # type: ignore[no-untyped-def]
+    answerer = LLMAnswerer(
+        _settings(llm_base_url=llama_server.base_url, llm_timeout_s=120, llm_max_tokens=16)
+    )
+    raw = answerer.answer(
+        "Describe the trial design, results and safety in detail.", HISTORY, seed_passages()
+    )
+    assert 0 < len(raw.split()) <= 16, raw
+
+
+@pytest.mark.llm
 def test_local_gguf_mode() -> None:
     pytest.importorskip("llama_cpp")
     answerer = LLMAnswerer(Settings(answer_mode="llamacpp", llm_timeout_s=120))

@@ -83,18 +83,18 @@ def server(workdir: Path) -> Iterator[str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(ROOT)) if p)
     log = workdir / "app.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ui.app"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ui.app"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}/"
     t0 = time.monotonic()
     try:
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"UI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    break
             if time.monotonic() - t0 > START_TIMEOUT_S:
                 pytest.fail(f"UI not up after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
@@ -132,9 +132,11 @@ def page(browser, server: str, external_requests: list[str]):  # type: ignore[no
     pg.on("dialog", lambda d: d.accept())
     pg.on(
         "request",
-        lambda r: external_requests.append(r.url)
-        if not r.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:"))
-        else None,
+        lambda r: (
+            external_requests.append(r.url)
+            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:"))
+            else None
+        ),
     )
     pg.goto(server)
     pg.wait_for_selector("#cq-status", timeout=30_000)
@@ -145,7 +147,8 @@ def page(browser, server: str, external_requests: list[str]):  # type: ignore[no
 
 def _wait_ready(pg) -> None:  # type: ignore[no-untyped-def]
     pg.wait_for_function(
-        "() => /documents/.test(document.querySelector('#cq-status')?.innerText || '')", timeout=START_TIMEOUT_S * 1000
+        "() => /documents/.test(document.querySelector('#cq-status')?.innerText || '')",
+        timeout=START_TIMEOUT_S * 1000,
     )
 
 
@@ -196,7 +199,8 @@ def _await_report(pg, action) -> str:  # type: ignore[no-untyped-def]
     old = pg.evaluate(f"() => document.querySelector('{sel}')?.dataset.nonce || ''")
     action()
     pg.wait_for_function(
-        f"(old) => (document.querySelector('{sel}')?.dataset.nonce || old) !== old", arg=old,
+        f"(old) => (document.querySelector('{sel}')?.dataset.nonce || old) !== old",
+        arg=old,
         timeout=ANSWER_TIMEOUT_MS,
     )
     return pg.inner_text(sel)
@@ -362,7 +366,9 @@ def test_settings_are_per_session_and_key_is_not_echoed(page, browser, server: s
     page.fill("#cq-key input", "sk-very-secret-123")
     page.fill("#cq-topk input[type=number]", "5")
     page.click("#cq-apply")
-    page.wait_for_function("() => /Applied/.test(document.querySelector('#cq-settings-note')?.innerText || '')")
+    page.wait_for_function(
+        "() => /Applied/.test(document.querySelector('#cq-settings-note')?.innerText || '')"
+    )
     assert page.input_value("#cq-key input") == ""
     assert "sk-very-secret-123" not in page.content()
     assert "OpenAI-compatible endpoint" in page.inner_text("#cq-status")
@@ -376,6 +382,30 @@ def test_settings_are_per_session_and_key_is_not_echoed(page, browser, server: s
         assert "evidence only" in other.inner_text("#cq-status")
     finally:
         other.close()
+
+
+@pytest.mark.llm
+def test_llm_endpoint_from_settings_is_used(page, llama_server) -> None:  # type: ignore[no-untyped-def]
+    """LLM mode via the Settings tab against a real local llama.cpp server (tiny model): the answer is either
+    the LLM's, with unsupported sentences marked, or the evidence answer with a notice saying why."""
+    _wait_ready(page)
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("OpenAI-compatible endpoint", exact=False).check()
+    page.fill("#cq-url input, #cq-url textarea", llama_server.base_url)
+    page.click("#cq-apply")
+    page.wait_for_function("() => /Applied/.test(document.querySelector('#cq-settings-note')?.innerText || '')")
+    page.get_by_role("tab", name="Chat").click()
+    bubble = _ask(page, TOWER_Q)
+    with page.expect_download() as dl:
+        page.click("#cq-dl-json")
+    data = json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))
+    if data["mode"] == "openai":
+        unsupported = [s for s in data["sentences"] if not s["supported"]]
+        shown = bubble.locator(".cq-unsupported").count() + bubble.locator(".cq-warn li").count()
+        assert shown == len(unsupported)
+    else:
+        assert any("LLM" in n for n in data["notices"]), data["notices"]
+        assert "LLM" in bubble.locator(".cq-notice").first.inner_text()
 
 
 def test_no_external_requests(external_requests: list[str]) -> None:

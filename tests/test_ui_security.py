@@ -49,7 +49,9 @@ def test_safe_filename(raw: str, expected: str) -> None:
     assert safe_filename(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["../../etc/passwd", "script.sh", "x.exe", "noext", "", "archive.tar.gz", "a.pdf.exe"])
+@pytest.mark.parametrize(
+    "raw", ["../../etc/passwd", "script.sh", "x.exe", "noext", "", "archive.tar.gz", "a.pdf.exe"]
+)
 def test_safe_filename_rejects_other_types(raw: str) -> None:
     with pytest.raises(UploadRejected, match="unsupported file type"):
         safe_filename(raw)
@@ -61,7 +63,7 @@ def test_safe_filename_caps_length_and_keeps_suffix() -> None:
 
 
 def test_safe_filename_only_safe_characters() -> None:
-    for raw in ["a b/c:d*e?f\"g<h>i|j.txt", "\u202egnp.txt", "a\nb\rc\td.md", "~user/$HOME.md"]:
+    for raw in ['a b/c:d*e?f"g<h>i|j.txt', "\u202egnp.txt", "a\nb\rc\td.md", "~user/$HOME.md"]:
         name = safe_filename(raw)
         assert all(c.isalnum() or c in "._-" for c in name), name
         assert not name.startswith(".") and "/" not in name and "\\" not in name
@@ -138,11 +140,22 @@ def _answer(text: str, quote: str) -> dict:
         "answer": text,
         "refused": False,
         "citations": [
-            {"n": 1, "doc": "evil.txt", "title": "<b>Evil</b>", "section": "<i>s</i>", "start": 0,
-             "end": len(quote), "quote": quote, "score": 0.5, "text": quote}
+            {
+                "n": 1,
+                "doc": "evil.txt",
+                "title": "<b>Evil</b>",
+                "section": "<i>s</i>",
+                "start": 0,
+                "end": len(quote),
+                "quote": quote,
+                "score": 0.5,
+                "text": quote,
+            }
         ],
         "passages": [],
-        "sentences": [{"text": text, "citations": [1], "supported": False, "note": '"><img src=x onerror=alert(1)>'}],
+        "sentences": [
+            {"text": text, "citations": [1], "supported": False, "note": '"><img src=x onerror=alert(1)>'}
+        ],
         "conflicts": ["<img src=x onerror=alert(2)> says 376 [1]"],
         "notices": ["<script>alert(3)</script>"],
         "mode": "openai",
@@ -167,16 +180,24 @@ def test_render_evidence_marks_exact_span_and_escapes() -> None:
     doc = "Intro <b>bold</b>\n" + EVIL + "\nTail & end"
     start = doc.index("<script>")
     end = start + len(EVIL)
-    html = render_evidence(label="[1]", meta={"doc": "evil.txt", "title": "<Evil>", "venue": "V", "date": "2020"},
-                           section="Results", doc_text=doc, start=start, end=end, expected_quote=EVIL)
+    html = render_evidence(
+        label="[1]",
+        meta={"doc": "evil.txt", "title": "<Evil>", "venue": "V", "date": "2020"},
+        section="Results",
+        doc_text=doc,
+        start=start,
+        end=end,
+        expected_quote=EVIL,
+    )
     assert "<script" not in html and "<img" not in html and "<b>bold" not in html and "<Evil>" not in html
     assert f'data-start="{start}" data-end="{end}"' in html
     assert html.count("<mark") == 1
 
 
 def test_render_evidence_warns_on_quote_mismatch() -> None:
-    html = render_evidence(label="[1]", meta={"doc": "d"}, section="", doc_text="abcdef", start=1, end=3,
-                           expected_quote="zz")
+    html = render_evidence(
+        label="[1]", meta={"doc": "d"}, section="", doc_text="abcdef", start=1, end=3, expected_quote="zz"
+    )
     assert "does not match" in html
 
 
@@ -190,3 +211,17 @@ def test_parse_cite_key_rejects_garbage() -> None:
 def test_markdown_export_has_quotes_and_offsets() -> None:
     md = answer_markdown(_answer("It was 7.7 months [1].", "The median was 7.7 months."), {})
     assert "## References" in md and "characters 0–26" in md and "> The median was 7.7 months." in md
+
+
+def test_unsupported_sentence_found_after_marker_renumbering() -> None:
+    ans = _answer("Survival was 7.7 months [1]. It cured everyone [1, 2].", "Survival was 7.7 months.")
+    ans["citations"].append(dict(ans["citations"][0], n=2))
+    ans["sentences"] = [
+        {"text": "Survival was 7.7 months [4].", "citations": [1], "supported": True, "note": ""},
+        {"text": "It cured everyone [5, 6].", "citations": [1, 2], "supported": False, "note": "no support"},
+    ]
+    html = render_answer(ans, 0)
+    unsupported = html[html.index('class="cq-unsupported"') :]
+    assert unsupported.index("It cured everyone") < unsupported.index("cq-flag")
+    assert 'href="#cq-cite-0-c-2"' in unsupported.split("cq-flag")[0]  # its markers are inside the mark
+    assert "Not supported by the cited passages:" not in html  # located, so not listed separately

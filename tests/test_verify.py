@@ -145,3 +145,8 @@ def test_key_terms_stem_and_drop_stopwords() -> None:
 def test_empty_answer() -> None:
     v = verify_answer("", SOURCES)
     assert v.sentences == () and not v.supported
+
+
+def test_rendering_keeps_model_text() -> None:
+    v = verify_answer("Mortality was lower (P = .05) [1] [4] .", {1: "P = .05 mortality lower"})
+    assert v.text == "Mortality was lower (P = .05) [1]."

@@ -12,6 +12,7 @@ HTTP API (see docs/ui.md): ``/ask`` is the chat event (streams; per-session hist
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -181,8 +182,11 @@ def _status_html(runtime: Runtime, prefs: dict[str, Any] | None = None) -> str:
     docs = runtime.documents()
     units = sum(int(d.get("units", 0) or 0) for d in docs)
     mode = (prefs or {}).get("answer_mode", runtime.settings.answer_mode)
-    mode_txt = {"extractive": "evidence only (no LLM)", "openai": "LLM (OpenAI-compatible endpoint)",
-                "llamacpp": "LLM (local GGUF model)"}.get(mode, mode)
+    mode_txt = {
+        "extractive": "evidence only (no LLM)",
+        "openai": "LLM (OpenAI-compatible endpoint)",
+        "llamacpp": "LLM (local GGUF model)",
+    }.get(mode, mode)
     return (
         f'<div class="cq-status"><strong>{len(docs)}</strong> documents · <strong>{units:,}</strong> '
         f"passages indexed · answers: {render.esc(mode_txt)}</div>"
@@ -250,7 +254,9 @@ def ask_stream(
     except Exception as e:  # noqa: BLE001
         log.error("answering failed: %s", traceback.format_exc())
         session["messages"] = msgs + [
-            _assistant_msg(render.render_error(f"Something went wrong while answering ({type(e).__name__}: {e})."))
+            _assistant_msg(
+                render.render_error(f"Something went wrong while answering ({type(e).__name__}: {e}).")
+            )
         ]
         yield question, session["messages"], session, skip, skip, skip
         return
@@ -302,7 +308,8 @@ def evidence_html(runtime: Runtime, session: dict[str, Any] | None, key: str) ->
         text = runtime.index.doc_text(item["doc"])
     except (KeyError, CiteqaError):
         return render.render_evidence_message(
-            f"{item.get('title') or item['doc']} is no longer in the library; its quote was: “{item.get('quote', '')}”"
+            f"{item.get('title') or item['doc']} is no longer in the library; "
+            f"its quote was: “{item.get('quote', '')}”"
         )
     meta = _meta_map(runtime).get(item["doc"], {"doc": item["doc"], "title": item.get("title", "")})
     return render.render_evidence(
@@ -352,7 +359,9 @@ const reveal = () => {
   const delta = mark.getBoundingClientRect().top - box.getBoundingClientRect().top;
   box.scrollTop += delta - Math.max(24, (box.clientHeight - mark.offsetHeight) / 3);
   const r = element.getBoundingClientRect();
-  if (r.top < 0 || r.top > window.innerHeight * 0.6) element.scrollIntoView({block: 'start', behavior: 'instant'});
+  if (r.top < 0 || r.top > window.innerHeight * 0.6) {
+    element.scrollIntoView({block: 'start', behavior: 'instant'});
+  }
   mark.classList.remove('cq-flash'); void mark.offsetWidth; mark.classList.add('cq-flash');
 };
 watch('value', () => requestAnimationFrame(reveal));
@@ -399,6 +408,7 @@ def add_uploads(runtime: Runtime, files: Sequence[Any] | None, progress: Any = N
     seconds = None
     added: list[str] = []
     if staged:
+
         def cb(done: int, total: int, message: str) -> None:
             if progress is not None:
                 progress((done, total) if total else 0.0, desc=f"Indexing: {message}")
@@ -418,7 +428,7 @@ def add_uploads(runtime: Runtime, files: Sequence[Any] | None, progress: Any = N
                 name = Path(str(file)).name
                 msg = str(msg)
                 for prefix in (f"{file}: ", f"{name}: "):
-                    msg = msg[len(prefix):] if msg.startswith(prefix) else msg
+                    msg = msg[len(prefix) :] if msg.startswith(prefix) else msg
                 errors.append((name, msg))
         failed = {Path(str(f)).name for f, _ in errors}
         for p in staged:  # a file that did not index is not kept around to confuse later rebuilds
@@ -429,21 +439,18 @@ def add_uploads(runtime: Runtime, files: Sequence[Any] | None, progress: Any = N
 
 def remove_document(runtime: Runtime, doc: str | None) -> str:
     if not doc:
-        return f'<div class="cq-upload-report" data-nonce="{uuid.uuid4().hex[:8]}"><div class="cq-notice">Choose a document to remove.</div></div>'
+        return render.library_message("notice", "Choose a document to remove.")
     index = runtime.wait()
     with runtime._library_lock:
         try:
             index.remove(doc)
         except (CiteqaError, KeyError) as e:
-            return f'<div class="cq-upload-report" data-nonce="{uuid.uuid4().hex[:8]}"><div class="cq-error">{render.esc(str(e))}</div></div>'
+            return render.library_message("error", str(e))
     upload_dir = Path(runtime.settings.upload_dir).resolve()
     candidate = (upload_dir / Path(doc).name).resolve()
     if candidate.parent == upload_dir and candidate.is_file():
         candidate.unlink()
-    return (
-        f'<div class="cq-upload-report" data-nonce="{uuid.uuid4().hex[:8]}">'
-        f'<div class="cq-ok">Removed {render.esc(doc)} from the library.</div></div>'
-    )
+    return render.library_message("ok", f"Removed {doc} from the library.")
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -528,73 +535,28 @@ def build_eval_tab(runtime: Runtime, prefs: gr.State) -> None:
         return md, imgs, m
 
     run_btn.click(
-        go, [upload, chosen, prefs], [report, plots, metrics], api_name="evaluate",
-        api_visibility="undocumented", concurrency_limit=1, concurrency_id="library",
+        go,
+        [upload, chosen, prefs],
+        [report, plots, metrics],
+        api_name="evaluate",
+        api_visibility="undocumented",
+        concurrency_limit=1,
+        concurrency_id="library",
     )
 
 
 # ----------------------------------------------------------------------------- layout
 
-CSS = r"""
-.gradio-container { max-width: 1500px !important; }
-#cq-header h1 { margin: 0; font-size: 1.6rem; }
-#cq-header p { margin: .2rem 0 0; color: var(--body-text-color-subdued); }
-.cq-status { padding: .45rem .8rem; border-radius: 8px; background: var(--background-fill-secondary);
-  border: 1px solid var(--border-color-primary); font-size: .92rem; }
-.cq-status-bad { background: #fdecea; color: #8a1c13; border-color: #f5c2bd; }
-.cq-user { white-space: normal; }
-.cq-answer { line-height: 1.55; }
-.cq-answer .cq-text { margin-bottom: .35rem; }
-a.cq-cite { text-decoration: none; font-weight: 600; cursor: pointer; color: #1d4ed8 !important;
-  border-radius: 4px; padding: 0 1px; }
-a.cq-cite:hover, a.cq-cite:focus { background: #dbeafe; outline: none; }
-a.cq-cite.cq-active { background: #fde68a; color: #78350f !important; }
-.cq-refs { margin-top: .55rem; border-top: 1px solid var(--border-color-primary); padding-top: .4rem; font-size: .9rem; }
-.cq-refs-h { font-weight: 700; font-size: .78rem; letter-spacing: .04em; text-transform: uppercase;
-  color: var(--body-text-color-subdued); margin-bottom: .2rem; }
-.cq-refs ol { margin: 0; padding-left: 0; list-style: none; }
-.cq-refs li { margin: .3rem 0; }
-.cq-refs .cq-refn { color: #1d4ed8; }
-.cq-sec { color: var(--body-text-color-subdued); font-size: .85rem; }
-.cq-quote { color: var(--body-text-color-subdued); font-style: italic; margin-left: 1.6rem; font-size: .86rem; }
-.cq-refusal { border-left: 4px solid #d97706; background: #fff7ed; padding: .5rem .75rem; border-radius: 6px; color: #431407; }
-.cq-refusal-h { font-weight: 700; margin-bottom: .25rem; }
-.cq-conflict { border-left: 4px solid #7c3aed; background: #f5f3ff; padding: .45rem .75rem; border-radius: 6px; margin-top: .45rem; color: #2e1065; }
-.cq-conflict ul, .cq-warn ul { margin: .2rem 0 0 1.1rem; }
-.cq-warn { border-left: 4px solid #dc2626; background: #fef2f2; padding: .45rem .75rem; border-radius: 6px; margin: .45rem 0; color: #450a0a; }
-.cq-notice { background: var(--background-fill-secondary); padding: .35rem .7rem; border-radius: 6px; margin-top: .4rem; font-size: .9rem; }
-.cq-error { border-left: 4px solid #dc2626; background: #fef2f2; color: #7f1d1d; padding: .45rem .75rem; border-radius: 6px; }
-.cq-ok { color: #166534; font-weight: 600; }
-.cq-unsupported { text-decoration: underline wavy #dc2626; text-underline-offset: 3px; background: #fef2f2; }
-.cq-flag { color: #b91c1c; font-size: .7rem; font-weight: 700; margin-left: 2px; text-transform: uppercase; }
-.cq-caret { animation: cq-blink 1s steps(2) infinite; color: var(--body-text-color-subdued); }
-@keyframes cq-blink { 50% { opacity: 0; } }
-#cq-evidence-panel { border: 1px solid var(--border-color-primary); border-radius: 10px; background: var(--background-fill-primary); }
-.cq-ev { padding: .8rem .9rem; }
-.cq-ev-label { font-size: .78rem; font-weight: 700; letter-spacing: .04em; text-transform: uppercase; color: #1d4ed8; }
-.cq-ev-title { font-size: 1.08rem; font-weight: 700; margin: .15rem 0; line-height: 1.3; }
-.cq-ev-meta { color: var(--body-text-color-subdued); font-size: .9rem; }
-.cq-ev-loc { color: var(--body-text-color-subdued); font-size: .82rem; margin: .2rem 0 .5rem; }
-.cq-doc { white-space: pre-wrap; overflow-wrap: anywhere; font-family: Georgia, 'Times New Roman', serif; font-size: .95rem;
-  line-height: 1.6; max-height: 62vh; overflow-y: auto; padding: .7rem .9rem; border-radius: 8px;
-  background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary); }
-mark.cq-mark { background: #fde047; color: #111827; padding: 1px 0; border-radius: 2px; box-shadow: 0 0 0 2px #facc15; }
-mark.cq-flash { animation: cq-flash 1.2s ease-out 1; }
-@keyframes cq-flash { 0% { box-shadow: 0 0 0 6px #f59e0b; } 100% { box-shadow: 0 0 0 2px #facc15; } }
-.cq-omitted { color: var(--body-text-color-subdued); font-style: italic; }
-.cq-ev-empty { padding: 1rem 1.1rem; color: var(--body-text-color-subdued); }
-.cq-ev-empty-h { font-weight: 700; color: var(--body-text-color); margin-bottom: .3rem; }
-.cq-fake-cite { color: #1d4ed8; font-weight: 600; }
-.cq-upload-report ul { margin: .2rem 0 .5rem 1.2rem; }
-#cq-library table, #cq-library td, #cq-library th { font-family: var(--font) !important; }
-"""
+CSS = (Path(__file__).resolve().parent / "app.css").read_text(encoding="utf-8")
 
 
 def build_app(settings: Settings | None = None, runtime: Runtime | None = None) -> gr.Blocks:
     """Build the Gradio app. The index opens in the background (see :meth:`Runtime.start`)."""
     settings = settings or Settings()
     runtime = runtime or Runtime(settings)
-    concurrency = int(getattr(settings, "ui_concurrency", 4) or 4)
+    # Questions answered at once (the rest wait in Gradio's queue). A `ui_concurrency` setting wins;
+    # until config.py has one, CITEQA_UI_CONCURRENCY is read here.
+    concurrency = int(getattr(settings, "ui_concurrency", 0) or os.environ.get("CITEQA_UI_CONCURRENCY") or 4)
 
     with gr.Blocks(title="citeqa: literature Q&A with exact citations", analytics_enabled=False) as demo:
         demo.citeqa_runtime = runtime  # type: ignore[attr-defined]
@@ -607,53 +569,54 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
                 "passage it comes from.</p>",
                 js_on_load=None,
             )
-        status = gr.HTML(_status_html(runtime), elem_id="cq-status", js_on_load=None)
+        status = gr.HTML('<div class="cq-status">Loading…</div>', elem_id="cq-status", js_on_load=None)
 
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=5, min_width=380):
-                        chatbot = gr.Chatbot(
-                            elem_id="cq-chat",
-                            label="Conversation",
-                            height=560,
-                            latex_delimiters=[],
-                            feedback_options=None,
-                            buttons=["copy"],
-                            placeholder="<div style='text-align:center;opacity:.75'><b>Ask about the indexed "
-                            "literature</b><br>e.g. <i>What was the median overall survival with blinatumomab "
-                            "in the TOWER trial?</i></div>",
+            with gr.Tab("Chat", id="chat"), gr.Row(equal_height=False):
+                with gr.Column(scale=5, min_width=380):
+                    chatbot = gr.Chatbot(
+                        elem_id="cq-chat",
+                        label="Conversation",
+                        show_label=False,
+                        height="66vh",
+                        min_height=420,
+                        latex_delimiters=[],
+                        feedback_options=None,
+                        buttons=["copy"],
+                        placeholder="<div style='text-align:center;opacity:.75'><b>Ask about the indexed "
+                        "literature</b><br>e.g. <i>What was the median overall survival with blinatumomab "
+                        "in the TOWER trial?</i></div>",
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            elem_id="cq-question",
+                            label="Question",
+                            show_label=False,
+                            placeholder="Ask a question (follow-ups use the conversation so far)…",
+                            lines=1,
+                            max_lines=6,
+                            scale=6,
+                            submit_btn=False,
+                            autofocus=True,
                         )
-                        with gr.Row():
-                            question = gr.Textbox(
-                                elem_id="cq-question",
-                                label="Question",
-                                show_label=False,
-                                placeholder="Ask a question (follow-ups use the conversation so far)…",
-                                lines=1,
-                                max_lines=6,
-                                scale=6,
-                                submit_btn=False,
-                                autofocus=True,
-                            )
-                            send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="cq-send")
-                        with gr.Row():
-                            clear = gr.Button("New conversation", size="sm", variant="secondary")
-                            md_dl = gr.DownloadButton(
-                                "Download answer (.md)", size="sm", interactive=False, elem_id="cq-dl-md"
-                            )
-                            json_dl = gr.DownloadButton(
-                                "Download answer (.json)", size="sm", interactive=False, elem_id="cq-dl-json"
-                            )
-                        with gr.Accordion("Last answer as data", open=False):
-                            answer_json = gr.JSON(elem_id="cq-answer-json", label="Answer.to_dict()")
-                    with gr.Column(scale=4, min_width=340):
-                        evidence = gr.HTML(
-                            render.EVIDENCE_EMPTY,
-                            elem_id="cq-evidence-panel",
-                            js_on_load=EVIDENCE_JS,
-                            min_height=200,
+                        send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="cq-send")
+                    with gr.Row():
+                        clear = gr.Button("New conversation", size="sm", variant="secondary")
+                        md_dl = gr.DownloadButton(
+                            "Download answer (.md)", size="sm", interactive=False, elem_id="cq-dl-md"
                         )
+                        json_dl = gr.DownloadButton(
+                            "Download answer (.json)", size="sm", interactive=False, elem_id="cq-dl-json"
+                        )
+                    with gr.Accordion("Last answer as data", open=False):
+                        answer_json = gr.JSON(elem_id="cq-answer-json", label="Answer.to_dict()")
+                with gr.Column(scale=4, min_width=340):
+                    evidence = gr.HTML(
+                        render.EVIDENCE_EMPTY,
+                        elem_id="cq-evidence-panel",
+                        js_on_load=EVIDENCE_JS,
+                        min_height=200,
+                    )
 
             with gr.Tab("Library", id="library"):
                 gr.Markdown(
@@ -680,18 +643,27 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
                         )
                         add_btn = gr.Button("Add to library", variant="primary", elem_id="cq-add")
                     with gr.Column(scale=2):
-                        remove_dd = gr.Dropdown(label="Remove a document", choices=[], elem_id="cq-remove-choice")
+                        remove_dd = gr.Dropdown(
+                            label="Remove a document", choices=[], elem_id="cq-remove-choice"
+                        )
                         remove_btn = gr.Button("Remove", variant="stop", elem_id="cq-remove")
                         refresh_btn = gr.Button("Refresh list", size="sm")
                 upload_report = gr.HTML(elem_id="cq-upload-report", js_on_load=None)
 
             with gr.Tab("Settings", id="settings"):
                 gr.Markdown("These settings apply to this browser session only.")
-                mode = gr.Radio(ANSWER_MODES, value=settings.answer_mode if settings.answer_mode in
-                                {"extractive", "openai"} else "extractive", label="Answer mode",
-                                elem_id="cq-mode")
+                mode = gr.Radio(
+                    ANSWER_MODES,
+                    value=settings.answer_mode
+                    if settings.answer_mode in {"extractive", "openai"}
+                    else "extractive",
+                    label="Answer mode",
+                    elem_id="cq-mode",
+                )
                 with gr.Group():
-                    base_url = gr.Textbox(label="Endpoint base URL", value=settings.llm_base_url, elem_id="cq-url")
+                    base_url = gr.Textbox(
+                        label="Endpoint base URL", value=settings.llm_base_url, elem_id="cq-url"
+                    )
                     model = gr.Textbox(label="Model", value=settings.llm_model, elem_id="cq-model")
                     api_key = gr.Textbox(
                         label="API key",
@@ -700,8 +672,14 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
                         placeholder="leave empty to keep the current key",
                         elem_id="cq-key",
                     )
-                top_k = gr.Slider(1, 30, value=settings.top_k, step=1, label="Passages retrieved per question",
-                                  elem_id="cq-topk")
+                top_k = gr.Slider(
+                    1,
+                    30,
+                    value=settings.top_k,
+                    step=1,
+                    label="Passages retrieved per question",
+                    elem_id="cq-topk",
+                )
                 save = gr.Button("Apply to this session", variant="primary", elem_id="cq-apply")
                 settings_note = gr.Markdown(elem_id="cq-settings-note")
 
@@ -713,16 +691,18 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
             def poll(done: int, total: int, message: str) -> None:
                 progress((done, total) if total else 0.0, desc=message)
 
-            try:
+            with contextlib.suppress(CiteqaError):  # the status banner shows the error
                 runtime.wait(poll)
-            except CiteqaError:
-                pass
             table, dd = library_outputs(runtime)
             return _status_html(runtime, pr), table, dd, gr.skip()
 
         demo.load(
-            on_load, [prefs], [status, docs_table, remove_dd, chatbot],
-            api_visibility="undocumented", concurrency_limit=None, show_progress_on=[chatbot, status],
+            on_load,
+            [prefs],
+            [status, docs_table, remove_dd, chatbot],
+            api_visibility="undocumented",
+            concurrency_limit=None,
+            show_progress_on=[chatbot],
         )
 
         def ask(msg: str, sess: dict[str, Any], pr: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
@@ -730,32 +710,63 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
 
         ask_outputs = [question, chatbot, session, answer_json, md_dl, json_dl]
         question.submit(
-            ask, [question, session, prefs], ask_outputs, api_name="ask",
-            concurrency_limit=concurrency, concurrency_id="answer", show_progress="minimal",
+            ask,
+            [question, session, prefs],
+            ask_outputs,
+            api_name="ask",
+            concurrency_limit=concurrency,
+            concurrency_id="answer",
+            show_progress="minimal",
         )
         send.click(
-            ask, [question, session, prefs], ask_outputs, api_visibility="undocumented",
-            concurrency_limit=concurrency, concurrency_id="answer", show_progress="minimal",
+            ask,
+            [question, session, prefs],
+            ask_outputs,
+            api_visibility="undocumented",
+            concurrency_limit=concurrency,
+            concurrency_id="answer",
+            show_progress="minimal",
         )
 
         def on_cite(sess: dict[str, Any], evt: gr.EventData) -> str:
-            key = str(getattr(evt, "_data", {}).get("cite", "") if isinstance(getattr(evt, "_data", None), dict) else "")
+            key = str(
+                getattr(evt, "_data", {}).get("cite", "")
+                if isinstance(getattr(evt, "_data", None), dict)
+                else ""
+            )
             return evidence_html(runtime, sess, key)
 
         evidence.click(
-            on_cite, [session], [evidence], api_visibility="undocumented",
-            concurrency_limit=None, show_progress="hidden",
+            on_cite,
+            [session],
+            [evidence],
+            api_visibility="undocumented",
+            concurrency_limit=None,
+            show_progress="hidden",
         )
 
         def on_clear() -> Any:
             s = new_session()
             return (
-                s, [], render.EVIDENCE_EMPTY, None,
-                gr.DownloadButton(value=None, interactive=False), gr.DownloadButton(value=None, interactive=False),
+                s,
+                [],
+                render.EVIDENCE_EMPTY,
+                None,
+                gr.DownloadButton(value=None, interactive=False),
+                gr.DownloadButton(value=None, interactive=False),
             )
 
         clear.click(
-            on_clear, None, [session, chatbot, evidence, answer_json, md_dl, json_dl], api_visibility="undocumented"
+            on_clear,
+            None,
+            [session, chatbot, evidence, answer_json, md_dl, json_dl],
+            api_visibility="undocumented",
+        )
+        chatbot.clear(  # the chat's own trash button: forget the conversation too
+            on_clear,
+            None,
+            [session, chatbot, evidence, answer_json, md_dl, json_dl],
+            api_visibility="undocumented",
         )
 
         def on_add(fs: list[Any] | None, pr: dict[str, Any], progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
@@ -764,8 +775,13 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
             return report, table, dd, None, _status_html(runtime, pr)
 
         add_btn.click(
-            on_add, [files, prefs], [upload_report, docs_table, remove_dd, files, status],
-            api_name="add_documents", api_visibility="undocumented", concurrency_limit=1, concurrency_id="library",
+            on_add,
+            [files, prefs],
+            [upload_report, docs_table, remove_dd, files, status],
+            api_name="add_documents",
+            api_visibility="undocumented",
+            concurrency_limit=1,
+            concurrency_id="library",
         )
 
         def on_remove(doc: str | None, pr: dict[str, Any]) -> Any:
@@ -774,9 +790,13 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
             return msg, table, dd, _status_html(runtime, pr)
 
         remove_btn.click(
-            on_remove, [remove_dd, prefs], [upload_report, docs_table, remove_dd, status],
-            js="(doc, pr) => (doc && confirm('Remove ' + doc + ' from the library?')) ? [doc, pr] : [null, pr]",
-            api_visibility="undocumented", concurrency_limit=1, concurrency_id="library",
+            on_remove,
+            [remove_dd, prefs],
+            [upload_report, docs_table, remove_dd, status],
+            js="(doc, pr) => [doc && confirm('Remove ' + doc + ' from the library?') ? doc : null, pr]",
+            api_visibility="undocumented",
+            concurrency_limit=1,
+            concurrency_id="library",
         )
 
         def on_refresh(pr: dict[str, Any]) -> Any:
@@ -792,20 +812,27 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
             url = (url or "").strip()
             if m == "openai" and not url.lower().startswith(("http://", "https://")):
                 raise gr.Error("The endpoint base URL must start with http:// or https://")
-            pr.update(answer_mode=m, llm_base_url=url or settings.llm_base_url,
-                      llm_model=(mdl or "").strip() or settings.llm_model, top_k=int(k))
+            pr.update(
+                answer_mode=m,
+                llm_base_url=url or settings.llm_base_url,
+                llm_model=(mdl or "").strip() or settings.llm_model,
+                top_k=int(k),
+            )
             if key:
                 pr["llm_api_key"] = SecretStr(key)
             has_key = "set for this session" if pr.get("llm_api_key") else "server default"
             mode_txt = dict((v, lbl) for lbl, v in ANSWER_MODES).get(m, m)
-            note = (
-                f"Applied. Answer mode: **{mode_txt}**; passages per question: **{int(k)}**"
-                + (f"; endpoint `{pr['llm_base_url']}`, model `{pr['llm_model']}`, API key: {has_key}." if m != "extractive" else ".")
+            note = f"Applied. Answer mode: **{mode_txt}**; passages per question: **{int(k)}**" + (
+                f"; endpoint `{pr['llm_base_url']}`, model `{pr['llm_model']}`, API key: {has_key}."
+                if m != "extractive"
+                else "."
             )
             return pr, "", note, _status_html(runtime, pr)
 
         save.click(
-            on_save, [mode, base_url, model, api_key, top_k, prefs], [prefs, api_key, settings_note, status],
+            on_save,
+            [mode, base_url, model, api_key, top_k, prefs],
+            [prefs, api_key, settings_note, status],
             api_visibility="private",
         )
 

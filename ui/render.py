@@ -95,6 +95,19 @@ def _linkify(escaped: str, answer_idx: int, known: set[int]) -> str:
     return MARKER_RE.sub(repl, escaped)
 
 
+def _sentence_pattern(sentence: str) -> re.Pattern[str] | None:
+    """Regex finding ``sentence`` in the answer text whatever its markers were renumbered to."""
+    parts = [p for p in MARKER_RE.split(sentence)[::2]]
+    words = [re.escape(w) for p in parts for w in p.split()]
+    if not words:
+        return None
+    gap = r"(?:\s|\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])*"
+    body = gap.join(words)
+    if MARKER_RE.search(sentence):  # keep the sentence's own trailing markers inside the span
+        body += r"(?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])*"
+    return re.compile(body)
+
+
 def _answer_body(ans: Mapping[str, Any], idx: int) -> tuple[str, list[str]]:
     """Answer text with unsupported sentences marked; returns (html, unsupported-but-unlocated)."""
     text = str(ans.get("answer", ""))
@@ -106,16 +119,15 @@ def _answer_body(ans: Mapping[str, Any], idx: int) -> tuple[str, list[str]]:
         if s.get("supported", True):
             continue
         st = str(s.get("text", "")).strip()
-        if not st:
+        pat = _sentence_pattern(st)
+        if pat is None:
             continue
-        pos = text.find(st, cursor)
-        if pos < 0:
-            pos = text.find(st)
-        if pos < 0 or any(a < pos + len(st) and pos < b for a, b, _ in spans):
+        m = pat.search(text, cursor) or pat.search(text)
+        if m is None or any(a < m.end() and m.start() < b for a, b, _ in spans):
             missing.append(st if not s.get("note") else f"{st} ({s['note']})")
             continue
-        spans.append((pos, pos + len(st), str(s.get("note", ""))))
-        cursor = pos + len(st)
+        spans.append((m.start(), m.end(), str(s.get("note", ""))))
+        cursor = m.end()
     spans.sort()
     out: list[str] = []
     last = 0
@@ -151,9 +163,13 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
         )
     conflicts = [c for c in ans.get("conflicts", []) or [] if str(c).strip()]
     if conflicts:
-        items = "".join(f"<li>{_linkify(esc_block(c), idx, {int(x['n']) for x in ans.get('citations', [])})}</li>" for c in conflicts)
+        items = "".join(
+            f"<li>{_linkify(esc_block(c), idx, {int(x['n']) for x in ans.get('citations', [])})}</li>"
+            for c in conflicts
+        )
         parts.append(
-            f'<div class="cq-conflict" role="note"><strong>&#9878;&#65039; Sources disagree</strong><ul>{items}</ul></div>'
+            '<div class="cq-conflict" role="note"><strong>&#9878;&#65039; Sources disagree</strong>'
+            f"<ul>{items}</ul></div>"
         )
     for note in ans.get("notices", []) or []:
         parts.append(f'<div class="cq-notice">&#8505;&#65039; {esc_block(note)}</div>')
@@ -170,7 +186,9 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
                 f'<span class="cq-refn">[{int(c["n"])}]</span> {where}</a>{sec}'
                 f'<div class="cq-quote">“{esc(_trim(quote))}”</div></li>'
             )
-        parts.append(f'<div class="cq-refs"><div class="cq-refs-h">References</div><ol>{"".join(items)}</ol></div>')
+        parts.append(
+            f'<div class="cq-refs"><div class="cq-refs-h">References</div><ol>{"".join(items)}</ol></div>'
+        )
     passages = list(ans.get("passages", []) or [])
     if ans.get("refused") and passages:
         items = []
@@ -179,11 +197,12 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
             sec = f' <span class="cq-sec">· {esc(p["section"])}</span>' if p.get("section") else ""
             items.append(
                 f'<li><a class="cq-cite cq-ref" href="{cite_href(key)}" data-cite="{key}">'
-                f'{esc(p.get("title") or p.get("doc", ""))}</a>{sec}'
+                f"{esc(p.get('title') or p.get('doc', ''))}</a>{sec}"
                 f'<div class="cq-quote">“{esc(_trim(p.get("text") or p.get("quote", "")))}”</div></li>'
             )
         parts.append(
-            '<div class="cq-refs cq-nearest"><div class="cq-refs-h">Nearest passages (not enough to answer)</div>'
+            '<div class="cq-refs cq-nearest">'
+            '<div class="cq-refs-h">Nearest passages (not enough to answer)</div>'
             f"<ol>{''.join(items)}</ol></div>"
         )
     parts.append("</div>")
@@ -192,7 +211,10 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
 
 def render_streaming(text: str) -> str:
     """A partial answer while it streams (markers are not clickable yet)."""
-    return f'<div class="cq-answer cq-streaming"><div class="cq-text">{esc_block(text)}<span class="cq-caret">▍</span></div></div>'
+    return (
+        '<div class="cq-answer cq-streaming"><div class="cq-text">'
+        f'{esc_block(text)}<span class="cq-caret">▍</span></div></div>'
+    )
 
 
 def render_error(message: str) -> str:
@@ -208,7 +230,7 @@ def render_user(text: str) -> str:
 
 EVIDENCE_EMPTY = (
     '<div class="cq-ev-empty"><div class="cq-ev-empty-h">Evidence</div>'
-    "<p>Click a citation such as <span class=\"cq-fake-cite\">[1]</span> or a reference below an "
+    '<p>Click a citation such as <span class="cq-fake-cite">[1]</span> or a reference below an '
     "answer to open its source here, with the exact quoted passage highlighted.</p></div>"
 )
 
@@ -280,7 +302,16 @@ def render_evidence_message(message: str) -> str:
 def answer_markdown(ans: Mapping[str, Any], doc_meta: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The answer as a Markdown report: question, answer, references with exact quotes and offsets."""
     doc_meta = doc_meta or {}
-    lines = ["# citeqa answer", "", "## Question", "", str(ans.get("question", "")).strip(), "", "## Answer", ""]
+    lines = [
+        "# citeqa answer",
+        "",
+        "## Question",
+        "",
+        str(ans.get("question", "")).strip(),
+        "",
+        "## Answer",
+        "",
+    ]
     if ans.get("refused"):
         lines += ["> **Not answered:** the indexed documents do not support an answer.", ""]
     lines += [str(ans.get("answer", "")).strip(), ""]
@@ -349,6 +380,14 @@ def library_rows(docs: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
         ]
         for d in docs
     ]
+
+
+def library_message(kind: str, text: str) -> str:
+    """A one-line library report (``kind``: ok, notice or error)."""
+    return (
+        f'<div class="cq-upload-report" data-nonce="{uuid.uuid4().hex[:8]}">'
+        f'<div class="cq-{kind}">{esc(text)}</div></div>'
+    )
 
 
 def upload_report_html(

@@ -255,14 +255,20 @@ def _delta(a: Any, b: Any, key: str) -> str:
     if any(isinstance(x, float) and math.isnan(x) for x in (a, b)):
         return "–"
     d = b - a
-    return f"{d:+.1f}" if key.endswith("_ms") or key.endswith("_mean") or key == "n" else f"{d:+.3f}"
+    if key == "n" or key.startswith("n_"):
+        return f"{int(d):+d}"
+    return f"{d:+.1f}" if key.endswith("_ms") or key.endswith("_mean") else f"{d:+.3f}"
 
 
 def compare_runs(run_a: EvalRun | str | Path, run_b: EvalRun | str | Path) -> str:
     """Markdown: metric deltas (B − A) overall and per type, and items that flipped pass↔fail."""
     a = run_a if isinstance(run_a, EvalRun) else EvalRun.load(run_a)
     b = run_b if isinstance(run_b, EvalRun) else EvalRun.load(run_b)
-    lines = [f"# Run comparison\n\nA: `{a.out_dir}`  \nB: `{b.out_dir}`\n", "## Overall\n"]
+    def who(r: EvalRun) -> str:
+        m = r.metrics
+        return f"`{r.out_dir}` ({m.get('system', '?')}, k={m.get('k', '?')}, {m.get('questions', '')})"
+
+    lines = [f"# Run comparison\n\nA: {who(a)}  \nB: {who(b)}\n", "## Overall\n"]
     lines += ["| metric | A | B | Δ (B−A) |", "| --- | ---: | ---: | ---: |"]
     oa, ob = a.metrics.get("overall", {}), b.metrics.get("overall", {})
     for key, label in METRIC_LABELS.items():
@@ -362,10 +368,11 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
 
     if args.compare:
         try:
-            print(compare_runs(args.compare[0], args.compare[1]))
+            md = compare_runs(args.compare[0], args.compare[1])
         except (OSError, ValueError, KeyError) as e:
             print(f"citeqa eval: cannot compare runs: {e}", file=sys.stderr)
             return 2
+        print(md)
         return 0
     if args.questions is None:
         print("citeqa eval: a question file is required (or --compare RUN_A RUN_B)", file=sys.stderr)

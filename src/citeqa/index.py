@@ -224,6 +224,10 @@ class Index:
         df = int(ptr[tid + 1] - ptr[tid])
         return math.log((n + 1) / (df + 0.5))
 
+    def in_corpus(self, term: str) -> bool:
+        bm = self._snap.bm25
+        return bm is not None and term in bm.vocab_dict
+
     def alias_text(self, doc: str) -> str:
         m = self._snap.docs[doc].meta
         return f"{m.title} {m.aliases} {m.trial_id}"

@@ -134,6 +134,10 @@ def plot_latency(run: EvalRun, path: Path) -> None:
         ys = range(len(names))
         ax2.barh([y + 0.2 for y in ys], [stages[s]["p50"] for s in names], 0.4, label="p50", color="#4c9be8")
         ax2.barh([y - 0.2 for y in ys], [stages[s]["p95"] for s in names], 0.4, label="p95", color="#1f4e79")
+        for y, s_ in zip(ys, names, strict=True):
+            for dy, q in ((0.2, "p50"), (-0.2, "p95")):
+                ax2.text(stages[s_][q], y + dy, f" {stages[s_][q]:.1f}", va="center", fontsize=7)
+        ax2.set_xlim(0, max(stages[s_]["p95"] for s_ in names) * 1.18 or 1.0)
         ax2.set_yticks(list(ys))
         ax2.set_yticklabels(names, fontsize=8)
         ax2.invert_yaxis()

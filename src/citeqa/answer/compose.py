@@ -1,0 +1,176 @@
+"""Answer composition: evidence sentences and readable table rows, each followed by its [n] marker."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from citeqa.answer.evidence import Scored
+from citeqa.index import Index
+from citeqa.textutil import numbers
+from citeqa.types import AnswerSentence, Citation, Sentence, Unit
+
+_PAREN_DIGITS = re.compile(r"\s*\([^()]*\d[^()]*\)")
+# Numbers anchored to what they count: "376 patients", "34%", "7.7 months".
+_ANCHORED = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(%|percent\b|patients\b|infants\b|children\b|adults\b|months\b|"
+                       r"years\b|deaths\b|centers\b|countries\b)", re.I)
+
+
+@dataclass
+class Draft:
+    """Citations in order of first use, deduplicated by span."""
+
+    index: Index
+    citations: list[Citation]
+
+    def cite(self, doc: str, unit: Unit, sent: Sentence, score: float, text: str) -> int:
+        for c in self.citations:
+            if (c.doc, c.start, c.end) == (doc, sent.start, sent.end):
+                return c.n
+        n = len(self.citations) + 1
+        meta = self.index.meta(doc)
+        self.citations.append(Citation(
+            n=n, doc=doc, title=meta.title, section=unit.section, start=sent.start, end=sent.end,
+            quote=self.index.quote(doc, sent.start, sent.end), score=round(score, 4), text=text,
+        ))
+        return n
+
+
+def row_cells_text(unit: Unit) -> str:
+    """Clean text of exactly the row's span: label and values (what the citation quotes)."""
+    label = unit.sentences[0].text.split(" — ")
+    values = [v for _, v in unit.cells]
+    name = _row_label(unit)
+    return " ".join([name, *values]) if values else (label[-1] if label else unit.text)
+
+
+def _row_label(unit: Unit) -> str:
+    parts = unit.text.split(" — ")
+    n_cells = len(unit.cells)
+    return parts[-(n_cells + 1)] if n_cells and len(parts) > n_cells else parts[-1]
+
+
+def _short_header(h: str) -> str:
+    return " ".join(_PAREN_DIGITS.sub("", h).split())
+
+
+def render_row(unit: Unit) -> str:
+    """'Neutropenia: Blinatumomab Group 101 (37.8); Chemotherapy Group 63 (57.8)' from the row's cells."""
+    groups: dict[str, list[str]] = {}
+    for h, v in unit.cells:
+        short = _short_header(h)
+        parent, sep, sub = short.partition(" Group ")
+        key, val = (f"{parent} Group", f"{sub} {v}") if sep else (short, v)
+        groups.setdefault(key, []).append(val)
+    body = "; ".join(f"{k.lower()} {', '.join(vs)}" for k, vs in groups.items())
+    return f"{_row_label(unit)}: {body}" if body else _row_label(unit)
+
+
+def group_row(index: Index, unit: Unit) -> tuple[Unit, Sentence] | None:
+    """The sub-group header row a data row belongs to (e.g. 'ECOG performance status — no. (%)')."""
+    if unit.kind != "row":
+        return None
+    parts = unit.text.split(" — ")
+    if len(parts) < len(unit.cells) + 3:
+        return None
+    for other in index.units[max(0, unit.id - 15) : unit.id][::-1]:
+        if other.doc == unit.doc and other.kind == "row" and not other.cells and " | rows: " in other.text:
+            s = other.sentences[0]
+            return other, s
+    return None
+
+
+def sentence_text(index: Index, s: Scored) -> str:
+    c = s.cand
+    if c.is_row:
+        return render_row(c.unit)
+    return c.sentence.text
+
+
+def compose(index: Index, picked: Sequence[Scored]) -> tuple[str, list[Citation], list[AnswerSentence]]:
+    draft = Draft(index, [])
+    parts: list[AnswerSentence] = []
+    for s in picked:
+        c = s.cand
+        unit = c.unit
+        if c.is_row:
+            markers = []
+            grp = group_row(index, unit)
+            prefix = ""
+            if grp is not None:
+                g_unit, g_sent = grp
+                g_label = g_sent.text.split(" — ")[-1].split(" | rows:")[0].split(": ", 1)[-1]
+                markers.append(draft.cite(unit.doc, g_unit, g_sent, s.score, g_label))
+                prefix = f"{g_label} [{markers[-1]}] — "
+            n = draft.cite(unit.doc, unit, c.sentence, s.score, row_cells_text(unit))
+            markers.append(n)
+            text = f"{prefix}{render_row(unit)} [{n}]."
+        else:
+            text_body = c.sentence.text
+            n = draft.cite(unit.doc, unit, c.sentence, s.score, c.sentence.text)
+            markers = [n]
+            if c.sentence.continues and c.position + 1 < len(unit.sentences):
+                nxt = unit.sentences[c.position + 1]
+                m = draft.cite(unit.doc, unit, nxt, s.score, nxt.text)
+                text_body = f"{text_body.rstrip('-')} [{n}] {nxt.text}"
+                n = m
+                markers.append(m)
+            elif c.sentence.continues:
+                nxt = _continuation(index, unit, c.sentence)
+                if nxt is not None:
+                    m = draft.cite(unit.doc, nxt[0], nxt[1], s.score, nxt[1].text)
+                    joiner = "" if text_body.endswith("-") else " "
+                    text_body = f"{text_body.rstrip('-')}{joiner}[{n}] {nxt[1].text}"
+                    n = m
+                    markers.append(m)
+            text = f"{text_body} [{n}]"
+        parts.append(AnswerSentence(text=text, citations=tuple(markers)))
+    return " ".join(p.text for p in parts), draft.citations, parts
+
+
+def _continuation(index: Index, unit: Unit, sent: Sentence) -> tuple[Unit, Sentence] | None:
+    """The fragment that continues ``sent`` after a page break (first sentence of a later unit)."""
+    for other in index.units[unit.id + 1 : unit.id + 40]:
+        if other.doc != unit.doc or other.kind != "chunk" or other.section != unit.section:
+            continue
+        first = other.sentences[0]
+        if first.start > sent.end and first.text[:1].islower():
+            return other, first
+    return None
+
+
+def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored]) -> list[tuple[Scored, Scored, str]]:
+    """Pairs of strong evidence from different documents that give different figures for the same thing."""
+    if not picked:
+        return []
+    lead = picked[0]
+    found = []
+    strong = [s for s in pool if s.score >= 0.75 * lead.score][:12]
+    for a_i, a in enumerate(strong):
+        for b in strong[a_i + 1 :]:
+            if a.cand.unit.doc == b.cand.unit.doc:
+                continue
+            what = _differ(sentence_text(index, a), sentence_text(index, b))
+            if what and (a in picked or b in picked):
+                found.append((a, b, what))
+    return found[:2]
+
+
+def _anchored(text: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for num, unit in _ANCHORED.findall(text):
+        key = unit.lower().rstrip("s") if unit != "%" else "%"
+        out.setdefault(key, set()).add(num.replace(",", ""))
+    return out
+
+
+def _differ(a: str, b: str) -> str:
+    """Name the counted thing when both texts count it with no figure in common."""
+    fa, fb = _anchored(a), _anchored(b)
+    for key in fa.keys() & fb.keys():
+        if key in {"%", "month", "year"}:
+            continue  # percentages and durations differ for many legitimate reasons (arms, end points)
+        if not (fa[key] & fb[key]) and not (fa[key] & set(numbers(b))) and not (fb[key] & set(numbers(a))):
+            return key
+    return ""

@@ -1,0 +1,239 @@
+"""Evidence scoring at sentence and table-row level, selection, and the support behind refusals."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from citeqa.abbrev import SYNONYMS, abbreviations_used, expand
+from citeqa.index import Index
+from citeqa.textutil import index_terms, numbers
+from citeqa.types import Passage, Sentence, Unit
+
+# Question words that ask for a number / a time.
+_QUANTITY_Q = re.compile(
+    r"\b(how (many|much|long|common|often|frequent)|what (percentage|proportion|fraction|share|rate|rates|number|"
+    r"dose|age)|median|mean|rate|rates|percentage|proportion|hazard ratio|how did .* compare)\b", re.I)
+_MONEY_Q = re.compile(r"\b(cost|costs|price|prices|priced|expensive|cheap|afford\w*|reimburse\w*)\b", re.I)
+_MONEY = re.compile(r"[$€£¥]|\b(cost|costs|price|prices|dollars?|euros?|usd|eur)\b", re.I)
+_WHEN_Q = re.compile(r"^\s*(when|in what year|what year|what date|on what date)\b", re.I)
+_DATEISH = re.compile(
+    r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|week|weeks|month|months|day|days|year|years)\b", re.I)
+LIGHT = frozenset(index_terms(
+    "achieve achieved receive received get got occur occurred find found see take took include included "
+    "experience experienced undergo underwent become became happen happened patients people participants "
+    "study trial studies trials percentage percent proportion fraction share rate rates number count many much "
+    "compare compared differ difference each both"
+))
+_BACK_MATTER = re.compile(r"^(REFERENCES|APPENDIX|ACKNOWLEDG|DISCLOSURE)|> Supported by", re.I)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    unit: Unit
+    sentence: Sentence
+    position: int  # index of the sentence inside its unit
+    passage_rank: int
+    vector: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.unit.doc, self.sentence.start, self.sentence.end)
+
+    @property
+    def is_row(self) -> bool:
+        return self.unit.kind == "row"
+
+
+@dataclass(frozen=True)
+class Scored:
+    cand: Candidate
+    score: float
+    sim: float
+    covered: frozenset[str]  # question terms this evidence covers (with its context)
+    has_number: bool
+
+
+@dataclass(frozen=True)
+class Query:
+    """The question as the scorer sees it: weighted terms, numbers, what kind of answer it wants."""
+
+    text: str
+    weights: dict[str, float]
+    numbers: frozenset[str]
+    wants_number: bool
+    wants_time: bool
+    wants_money: bool
+    counted: str  # stem of the noun after "how many" ("patient"), if any
+    vector: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def total(self) -> float:
+        return sum(self.weights.values()) or 1.0
+
+    def coverage(self, terms: frozenset[str] | set[str]) -> float:
+        return sum(w for t, w in self.weights.items() if t in terms) / self.total
+
+
+def make_query(index: Index, question: str, context: str, vector: np.ndarray) -> Query:
+    """Terms of the question (weight by rarity) plus, at half weight, those of the turn it follows up."""
+    abbr = index.abbreviations()
+    skip = {t for a in abbreviations_used(question + " " + context, abbr) for t in index_terms(a)}
+    weights: dict[str, float] = {}
+    for text, factor in ((question, 1.0), (context, 0.5)):
+        full = f"{text} {expand(text, abbr)}"
+        for t in index_terms(full):
+            if t in skip:
+                continue
+            # A word no document uses is usually the asker's phrasing ("judged", "rank"): it weighs little.
+            w = (0.3 if t in LIGHT else index.idf(t) if index.in_corpus(t) else 1.0) * factor
+            weights[t] = max(weights.get(t, 0.0), w)
+    # Names of a document ("TOWER") route the question; once routed they say nothing about the topic.
+    alias_terms = set().union(*index.snap.derived.get("aliases", {}).values()) if index.snap.derived.get(
+        "aliases") else set()
+    for t in list(weights):
+        if t in alias_terms:
+            weights[t] = min(weights[t], 1.0)
+    m = re.search(r"\bhow many (\w+)", question, re.I) or re.search(r"\bnumber of (\w+)", question, re.I)
+    counted = next(iter(index_terms(m.group(1))), "") if m else ""
+    return Query(
+        text=question, weights=weights, counted=counted, numbers=frozenset(numbers(question)),
+        wants_number=bool(_QUANTITY_Q.search(question)), wants_time=bool(_WHEN_Q.search(question)),
+        wants_money=bool(_MONEY_Q.search(question)), vector=vector,
+    )
+
+
+def candidates(index: Index, passages: Sequence[Passage]) -> list[Candidate]:
+    out: list[Candidate] = []
+    seen: set[tuple[str, int, int]] = set()
+    for p in passages:
+        u = p.unit
+        sv = index.sentence_vectors(u.id)
+        if u.kind == "row" and not u.cells:
+            continue  # header and sub-group rows are context for data rows, not answers
+        for i, s in enumerate(u.sentences):
+            key = (u.doc, s.start, s.end)
+            if key in seen:
+                continue
+            seen.add(key)
+            vec = sv[i] if sv is not None and i < len(sv) else index.snap.vectors[u.id]
+            out.append(Candidate(u, s, i, p.rank, vec))
+    return out
+
+
+def _terms_with_synonyms(text: str, abbr: dict[str, str], cache: dict[str, frozenset[str]] | None = None
+                         ) -> frozenset[str]:
+    if cache is not None and text in cache:
+        return cache[text]
+    terms = set(index_terms(f"{text} {expand(text, abbr)}"))
+    # A question's everyday word counts as present when the report's word is there.
+    for word, formal in SYNONYMS.items():
+        if set(index_terms(formal)) <= terms:
+            terms.update(index_terms(word))
+    out = frozenset(terms)
+    if cache is not None:
+        cache[text] = out
+    return out
+
+
+def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
+    abbr = index.abbreviations()
+    tc: dict[str, frozenset[str]] = index.snap.derived.setdefault("terms", {})  # per index snapshot
+    ctx_cache: dict[tuple[str, str], frozenset[str]] = {}
+    # Names of a document ("TOWER") are covered by its catalog context; in a sentence they add nothing.
+    aliases = {d: frozenset(t) for d, t in index.snap.derived.get("aliases", {}).items()}
+    out = []
+    for c in cands:
+        u = c.unit
+        key = (u.doc, u.section)
+        if key not in ctx_cache:
+            ctx_cache[key] = _terms_with_synonyms(f"{u.section} {index.alias_text(u.doc)}", abbr, tc)
+        own_text = u.text if c.is_row else c.sentence.text
+        own = _terms_with_synonyms(own_text, abbr, tc) - aliases.get(u.doc, frozenset())
+        # The sentence before belongs to the meaning ("...newly diagnosed ALL. ... rates are 85 to 90%").
+        before = u.lead if c.position == 0 else u.sentences[c.position - 1].text
+        have = own | ctx_cache[key]
+        if before and not c.is_row:
+            have = have | _terms_with_synonyms(before, abbr, tc)
+        has_number = bool(re.search(r"\d", c.sentence.text if not c.is_row else u.text))
+        covered = frozenset(t for t in q.weights if t in have)
+        own_cov = q.coverage(frozenset(t for t in q.weights if t in own))
+        sim = float(c.vector @ q.vector)
+        s = 0.4 * sim + 0.45 * q.coverage(covered) + 0.15 * own_cov
+        if q.numbers:
+            s += 0.1 * len(q.numbers & set(numbers(own_text))) / len(q.numbers)
+        if q.counted and re.search(rf"\d[\d,]*\s+(?:\w+\s+)?{re.escape(q.counted)}", own_text, re.I):
+            s += 0.1  # "how many patients" answered by "405 patients"
+        if c.is_row:
+            # A question that names the row ("CR with incomplete hematologic recovery") wants that row.
+            label = _terms_with_synonyms(u.sentences[0].text.split(" — ")[-len(u.cells) - 1], abbr, tc)
+            if label:
+                s += 0.15 * len(label & q.weights.keys()) / len(label)
+        if q.wants_number and not has_number:
+            s -= 0.15
+        if _BACK_MATTER.search(u.section):
+            s -= 0.2
+        s -= 0.005 * c.passage_rank  # ties go to the better-retrieved passage
+        out.append(Scored(c, s, sim, covered, has_number))
+    out.sort(key=lambda x: -x.score)
+    return out
+
+
+def select(q: Query, scored: Sequence[Scored], max_items: int, mentioned: set[str]) -> list[Scored]:
+    """Lead with the best evidence, then add items that cover what it leaves out (or a named document)."""
+    if not scored:
+        return []
+    lead = scored[0]
+    picked = [lead]
+    covered = set(lead.covered)
+    docs = {lead.cand.unit.doc}
+    for s in scored[1:]:
+        if len(picked) >= max_items:
+            break
+        if s.score < 0.8 * lead.score:
+            break
+        new = q.coverage(frozenset(s.covered - covered))
+        needed_doc = s.cand.unit.doc in mentioned and s.cand.unit.doc not in docs
+        if new >= 0.08 or needed_doc:
+            picked.append(s)
+            covered |= s.covered
+            docs.add(s.cand.unit.doc)
+    if lead.cand.is_row and len(picked) < max_items:  # the article's own sentence for the same figure
+        prose = next((s for s in scored[1:6] if not s.cand.is_row and s.has_number
+                      and s.cand.unit.doc == lead.cand.unit.doc and s.score >= 0.9 * lead.score), None)
+        if prose is not None and prose not in picked:
+            picked.append(prose)
+    for doc in sorted(mentioned - docs):  # a question naming two studies gets both
+        best = next((s for s in scored if s.cand.unit.doc == doc and s.score >= 0.6 * lead.score), None)
+        if best is not None and len(picked) < max_items + 1:
+            picked.append(best)
+    return picked
+
+
+def support(q: Query, picked: Sequence[Scored]) -> float:
+    """How well the chosen evidence answers the question, in [0, 1] (refusal below a threshold)."""
+    if not picked:
+        return 0.0
+    covered: set[str] = set()
+    for s in picked:
+        covered |= s.covered
+    cov = q.coverage(frozenset(covered))
+    sim = max(s.sim for s in picked)
+    value = 0.6 * cov + 0.4 * max(0.0, sim)
+    # A rare word the corpus does use, yet the evidence does not, means the evidence is about something
+    # else (a dose asked for a population that was not dosed); two of them are a strong sign.
+    misses = [t for t, w in q.weights.items() if t not in covered and w >= 3.5]
+    if len(misses) >= 2:
+        value *= 0.6
+    # The evidence must hold the kind of thing asked for: a number, a time, a price.
+    if q.wants_number and not any(s.has_number for s in picked):
+        value *= 0.4
+    if q.wants_time and not any(_DATEISH.search(s.cand.sentence.text) for s in picked):
+        value *= 0.4
+    if q.wants_money and not any(_MONEY.search(s.cand.sentence.text) for s in picked):
+        value *= 0.4
+    return max(0.0, min(1.0, value))
