@@ -264,6 +264,7 @@ def compare_runs(run_a: EvalRun | str | Path, run_b: EvalRun | str | Path) -> st
     """Markdown: metric deltas (B − A) overall and per type, and items that flipped pass↔fail."""
     a = run_a if isinstance(run_a, EvalRun) else EvalRun.load(run_a)
     b = run_b if isinstance(run_b, EvalRun) else EvalRun.load(run_b)
+
     def who(r: EvalRun) -> str:
         m = r.metrics
         return f"`{r.out_dir}` ({m.get('system', '?')}, k={m.get('k', '?')}, {m.get('questions', '')})"

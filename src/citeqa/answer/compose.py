@@ -100,7 +100,7 @@ def compose(index: Index, picked: Sequence[Scored]) -> tuple[str, list[Citation]
             prefix = ""
             if grp is not None:
                 g_unit, g_sent = grp
-                g_label = g_sent.text.split(" — ")[-1].split(" | rows:")[0].split(": ", 1)[-1]
+                g_label = g_sent.text.split(" | rows: ")[0].split(": ", 1)[-1]
                 markers.append(draft.cite(unit.doc, g_unit, g_sent, s.score, g_label))
                 prefix = f"{g_label} [{markers[-1]}] — "
             n = draft.cite(unit.doc, unit, c.sentence, s.score, row_cells_text(unit))

@@ -64,6 +64,7 @@ class Query:
 
     text: str
     weights: dict[str, float]
+    core: frozenset[str]  # terms of the question itself (not of the turn it follows up)
     numbers: frozenset[str]
     wants_number: bool
     wants_time: bool
@@ -100,8 +101,9 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
             weights[t] = min(weights[t], 1.0)
     m = re.search(r"\bhow many (\w+)", question, re.I) or re.search(r"\bnumber of (\w+)", question, re.I)
     counted = next(iter(index_terms(m.group(1))), "") if m else ""
+    core = frozenset(t for t in index_terms(f"{question} {expand(question, abbr)}") if t in weights)
     return Query(
-        text=question, weights=weights, counted=counted, numbers=frozenset(numbers(question)),
+        text=question, weights=weights, core=core, counted=counted, numbers=frozenset(numbers(question)),
         wants_number=bool(_QUANTITY_Q.search(question)), wants_time=bool(_WHEN_Q.search(question)),
         wants_money=bool(_MONEY_Q.search(question)), vector=vector,
     )
@@ -208,7 +210,7 @@ def select(q: Query, scored: Sequence[Scored], max_items: int, mentioned: set[st
         if prose is not None and prose not in picked:
             picked.append(prose)
     for doc in sorted(mentioned - docs):  # a question naming two studies gets both
-        best = next((s for s in scored if s.cand.unit.doc == doc and s.score >= 0.6 * lead.score), None)
+        best = next((s for s in scored if s.cand.unit.doc == doc and s.score >= 0.5 * lead.score), None)
         if best is not None and len(picked) < max_items + 1:
             picked.append(best)
     return picked
@@ -221,12 +223,14 @@ def support(q: Query, picked: Sequence[Scored]) -> float:
     covered: set[str] = set()
     for s in picked:
         covered |= s.covered
-    cov = q.coverage(frozenset(covered))
+    # Support is judged on the question's own terms; a follow-up's earlier turn only steers retrieval.
+    core_total = sum(w for t, w in q.weights.items() if t in q.core) or 1.0
+    cov = sum(w for t, w in q.weights.items() if t in q.core and t in covered) / core_total
     sim = max(s.sim for s in picked)
     value = 0.6 * cov + 0.4 * max(0.0, sim)
     # A rare word the corpus does use, yet the evidence does not, means the evidence is about something
     # else (a dose asked for a population that was not dosed); two of them are a strong sign.
-    misses = [t for t, w in q.weights.items() if t not in covered and w >= 3.5]
+    misses = [t for t, w in q.weights.items() if t in q.core and t not in covered and w >= 3.5]
     if len(misses) >= 2:
         value *= 0.6
     # The evidence must hold the kind of thing asked for: a number, a time, a price.
