@@ -321,6 +321,18 @@ def test_upload_new_document_and_ask_about_it(page, workdir: Path) -> None:  # t
     assert mark["text"] == FACT_DOC[mark["start"] : mark["end"]]
 
 
+def test_oversized_upload_is_refused_with_a_message(page, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    big = workdir / "too_big.txt"
+    big.write_bytes(b"x" * (20 * 1024 * 1024 + 1024))  # default limit: CITEQA_MAX_UPLOAD_MB=20
+    page.get_by_role("tab", name="Library").click()
+    page.set_input_files("#cq-upload input[type=file]", str(big))
+    page.get_by_text(re.compile(r"exceed the maximum allowed size of 20(\.0)? ?Mb", re.I)).first.wait_for(
+        timeout=30_000
+    )
+    assert not (workdir / "uploads" / "too_big.txt").exists()
+
+
 def test_document_markup_is_shown_literally_never_executed(page, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     _wait_ready(page)
     evil = workdir / "xss_note.txt"
@@ -384,6 +396,27 @@ def test_settings_are_per_session_and_key_is_not_echoed(page, browser, server: s
         other.close()
 
 
+def test_evaluate_tab_runs_an_uploaded_question_set(page, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    _wait_ready(page)
+    lines = (ROOT / "evals" / "seeds_questions.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    qs = workdir / "three_questions.jsonl"
+    qs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    page.get_by_role("tab", name="Evaluate").click()
+    page.set_input_files("#cq-eval-upload input[type=file]", str(qs))
+    page.wait_for_function(
+        "() => document.querySelector('#cq-eval-upload').innerText.includes('three_questions')",
+        timeout=30_000,
+    )
+    page.click("#cq-eval-run")
+    page.wait_for_function(
+        "() => /Overall/.test(document.querySelector('#cq-eval-report')?.innerText || '')",
+        timeout=ANSWER_TIMEOUT_MS * 2,
+    )
+    report = page.inner_text("#cq-eval-report")
+    assert "3 scored" in report, report[:500]
+    page.wait_for_function("() => document.querySelectorAll('#cq-eval-plots img').length > 0", timeout=30_000)
+
+
 @pytest.mark.llm
 def test_llm_endpoint_from_settings_is_used(page, llama_server) -> None:  # type: ignore[no-untyped-def]
     """LLM mode via the Settings tab against a real local llama.cpp server (tiny model): the answer is either
@@ -393,7 +426,9 @@ def test_llm_endpoint_from_settings_is_used(page, llama_server) -> None:  # type
     page.get_by_label("OpenAI-compatible endpoint", exact=False).check()
     page.fill("#cq-url input, #cq-url textarea", llama_server.base_url)
     page.click("#cq-apply")
-    page.wait_for_function("() => /Applied/.test(document.querySelector('#cq-settings-note')?.innerText || '')")
+    page.wait_for_function(
+        "() => /Applied/.test(document.querySelector('#cq-settings-note')?.innerText || '')"
+    )
     page.get_by_role("tab", name="Chat").click()
     bubble = _ask(page, TOWER_Q)
     with page.expect_download() as dl:
@@ -410,6 +445,11 @@ def test_llm_endpoint_from_settings_is_used(page, llama_server) -> None:  # type
 
 def test_no_external_requests(external_requests: list[str]) -> None:
     assert not external_requests, f"the page fetched from outside the machine: {external_requests[:5]}"
+
+
+def test_server_log_has_no_tracebacks(workdir: Path) -> None:
+    log = (workdir / "app.log").read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in log, log[log.find("Traceback") - 200 :][:3000]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -460,14 +460,13 @@ def evaluation_available() -> bool:
     return importlib.util.find_spec("citeqa.evaluate") is not None
 
 
-def _question_sets() -> list[str]:
+def _question_sets() -> list[tuple[str, str]]:
+    """Question files shipped in the repository's evals/ folder, as (label, path) choices."""
     from citeqa.config import PROJECT_ROOT
 
-    found: list[Path] = []
-    for root in (PROJECT_ROOT / "evals", PROJECT_ROOT.parent / "shared" / "eval"):
-        if root.is_dir():
-            found += sorted(root.rglob("*.jsonl"))
-    return [str(p) for p in found]
+    root = PROJECT_ROOT / "evals"
+    found = sorted(root.rglob("*.jsonl")) if root.is_dir() else []
+    return [(str(p.relative_to(PROJECT_ROOT)), str(p)) for p in found]
 
 
 def run_evaluation(
@@ -523,12 +522,19 @@ def build_eval_tab(runtime: Runtime, prefs: gr.State) -> None:
     )
     with gr.Row():
         sets = _question_sets()
-        chosen = gr.Dropdown(choices=sets, value=sets[0] if sets else None, label="Question set", scale=3)
-        upload = gr.File(label="…or upload a .jsonl file", file_types=[".jsonl"], type="filepath", scale=2)
-    run_btn = gr.Button("Run evaluation", variant="primary")
-    metrics = gr.JSON(label="Metrics")
-    report = gr.Markdown(elem_id="cq-eval-report")
-    plots = gr.Gallery(label="Plots", columns=2, height="auto")
+        chosen = gr.Dropdown(choices=sets, value=sets[0][1] if sets else None, label="Question set", scale=3)
+        upload = gr.File(
+            label="…or upload a .jsonl file",
+            file_types=[".jsonl"],
+            type="filepath",
+            scale=2,
+            elem_id="cq-eval-upload",
+        )
+    run_btn = gr.Button("Run evaluation", variant="primary", elem_id="cq-eval-run")
+    plots = gr.Gallery(label="Plots", columns=3, height=360, object_fit="contain", elem_id="cq-eval-plots")
+    report = gr.Markdown(elem_id="cq-eval-report", max_height=720, container=True)
+    with gr.Accordion("Metrics (JSON)", open=False):
+        metrics = gr.JSON(label="Metrics")
 
     def go(up: Any, ch: str | None, pr: dict[str, Any], progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
         md, imgs, m = run_evaluation(runtime, up, ch, pr, progress)
@@ -539,6 +545,7 @@ def build_eval_tab(runtime: Runtime, prefs: gr.State) -> None:
         [upload, chosen, prefs],
         [report, plots, metrics],
         api_name="evaluate",
+        show_progress_on=[report],
         api_visibility="undocumented",
         concurrency_limit=1,
         concurrency_id="library",

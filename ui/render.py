@@ -174,6 +174,7 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
     for note in ans.get("notices", []) or []:
         parts.append(f'<div class="cq-notice">&#8505;&#65039; {esc_block(note)}</div>')
     cits = list(ans.get("citations", []) or [])
+    refused = bool(ans.get("refused"))
     if cits:
         items = []
         for c in cits:
@@ -186,11 +187,12 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
                 f'<span class="cq-refn">[{int(c["n"])}]</span> {where}</a>{sec}'
                 f'<div class="cq-quote">“{esc(_trim(quote))}”</div></li>'
             )
-        parts.append(
-            f'<div class="cq-refs"><div class="cq-refs-h">References</div><ol>{"".join(items)}</ol></div>'
-        )
+        # A refusal's citations are the nearest passages, not support for a claim.
+        head = "Nearest passages (not enough to answer)" if refused else "References"
+        cls = "cq-refs cq-nearest" if refused else "cq-refs"
+        parts.append(f'<div class="{cls}"><div class="cq-refs-h">{head}</div><ol>{"".join(items)}</ol></div>')
     passages = list(ans.get("passages", []) or [])
-    if ans.get("refused") and passages:
+    if refused and passages and not cits:
         items = []
         for i, p in enumerate(passages[:5]):
             key = cite_key(idx, "p", i)
@@ -326,7 +328,7 @@ def answer_markdown(ans: Mapping[str, Any], doc_meta: Mapping[str, Mapping[str, 
         lines += ["### Notices", ""] + [f"- {c}" for c in ans["notices"]] + [""]
     cits = ans.get("citations", []) or []
     if cits:
-        lines += ["## References", ""]
+        lines += ["## Nearest passages (not enough to answer)" if ans.get("refused") else "## References", ""]
         for c in cits:
             meta = doc_meta.get(c["doc"], {})
             facts = ", ".join(str(meta[k]) for k in ("venue", "date") if meta.get(k))

@@ -134,7 +134,11 @@ class Assistant:
         query = f"{st['question']} {st['context']}".strip()
         qv = self.retriever.embed_query(query)
         q_only = self.retriever.embed_query(st["question"]) if st["context"] else qv
-        st["passages"] = self.retriever.passages(query, self.settings.top_k, qvec=qv)
+        # Evidence is scored over a wider pool than the passages shown: a table row ranked 12th may
+        # still be the exact answer.
+        pool = self.retriever.passages(query, self.settings.top_k * 2, qvec=qv)
+        st["pool"] = pool
+        st["passages"] = pool[: self.settings.top_k]
         st["qvec"] = (q_only + 0.5 * qv) / 1.5 if st["context"] else qv
         st["timings"]["retrieve"] = (time.perf_counter() - t) * 1000
         return st
@@ -142,10 +146,10 @@ class Assistant:
     def _score(self, st: dict[str, Any]) -> dict[str, Any]:
         t = time.perf_counter()
         q = ev.make_query(self.index, st["question"], st["context"], st["qvec"])
-        scored = ev.score(self.index, q, ev.candidates(self.index, st["passages"]))
+        scored = ev.score(self.index, q, ev.candidates(self.index, st["pool"]))
         mentioned = self.index.mentioned_docs(f"{st['question']} {st['context']}")
         picked = ev.select(q, scored, self.settings.max_evidence, mentioned)
-        st.update(query=q, scored=scored, picked=picked, support=ev.support(q, picked))
+        st.update(query=q, scored=scored, picked=picked, support=ev.support(q, picked, mentioned))
         st["timings"]["score"] = (time.perf_counter() - t) * 1000
         return st
 

@@ -460,7 +460,7 @@ _GENERIC_ALIAS_WORDS = frozenset(tokens(
 
 
 def _alias_tokens(docs: dict[str, DocRecord]) -> dict[str, set[str]]:
-    """Per document, alias tokens that point at it alone (not generic, rare in the other documents)."""
+    """Per document, alias tokens that name it (not generic words, rare in the other documents' text)."""
     own = {name: set(tokens(f"{r.meta.aliases} {r.meta.trial_id}")) - _GENERIC_ALIAS_WORDS
            for name, r in docs.items()}
     text_tokens = {name: set(tokens(r.text)) for name, r in docs.items()}
@@ -468,11 +468,12 @@ def _alias_tokens(docs: dict[str, DocRecord]) -> dict[str, set[str]]:
     for name, toks in own.items():
         keep = set()
         for t in toks:
-            if len(t) < 3 or t.isdigit():
-                continue
-            in_other_aliases = any(t in o for n, o in own.items() if n != name)
+            if len(t) < 3 or (t.isdigit() and len(t) < 4):
+                continue  # trial numbers ("1331") route; short numbers do not
+            # Several documents may share a name (news pieces about the TOWER trial); a word that
+            # many documents use in their text is no name.
             in_other_texts = sum(1 for n, tt in text_tokens.items() if n != name and t in tt)
-            if not in_other_aliases and in_other_texts <= 1:
+            if in_other_texts <= 1:
                 keep.add(t)
         out[name] = keep
     return out

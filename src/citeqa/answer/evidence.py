@@ -216,13 +216,31 @@ def select(q: Query, scored: Sequence[Scored], max_items: int, mentioned: set[st
     return picked
 
 
-def support(q: Query, picked: Sequence[Scored]) -> float:
+_STATISTIC = re.compile(
+    r"\b(median|(?<!did )(?<!does )(?<!do )(?<!to )mean(?!\s*[?.,!'\"]|\s*$)|average|range|hazard ratio|odds ratio|"
+    r"relative risk)\b", re.I)
+_NUMWORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "twelve": "12"}
+_TIME_POINT = re.compile(r"\b(\d+|one|two|three|four|five|six|twelve)[- ](year|month|week|day)s?\b", re.I)
+
+
+def _time_points(text: str) -> set[tuple[str, str]]:
+    """("2", "year") for "2-year", "two-year", "2 years"."""
+    return {(_NUMWORDS.get(n.lower(), n), u.lower()) for n, u in _TIME_POINT.findall(text)}
+
+
+def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = None) -> float:
     """How well the chosen evidence answers the question, in [0, 1] (refusal below a threshold)."""
     if not picked:
         return 0.0
-    covered: set[str] = set()
+    # Terms must be covered within one document, so a dose from one trial and a population from
+    # another do not add up to an answer; a question naming several documents may combine them.
+    by_doc: dict[str, set[str]] = {}
     for s in picked:
-        covered |= s.covered
+        by_doc.setdefault(s.cand.unit.doc, set()).update(s.covered)
+    if mentioned and len(mentioned) > 1:
+        covered = set().union(*by_doc.values())
+    else:
+        covered = max(by_doc.values(), key=lambda c: sum(q.weights.get(t, 0.0) for t in c if t in q.core))
     # Support is judged on the question's own terms; a follow-up's earlier turn only steers retrieval.
     core_total = sum(w for t, w in q.weights.items() if t in q.core) or 1.0
     cov = sum(w for t, w in q.weights.items() if t in q.core and t in covered) / core_total
@@ -233,6 +251,21 @@ def support(q: Query, picked: Sequence[Scored]) -> float:
     misses = [t for t, w in q.weights.items() if t in q.core and t not in covered and w >= 3.5]
     if len(misses) >= 2:
         value *= 0.6
+    texts = " ".join(s.cand.unit.text if s.cand.is_row else s.cand.sentence.text for s in picked)
+    # A figure for the study the question names must come from that study's document.
+    if mentioned and not any(s.cand.unit.doc in mentioned for s in picked):
+        value *= 0.4
+    # Time points and thresholds in the question ("3-year", "under 35") must be in the evidence.
+    if q.numbers and not q.numbers <= set(numbers(texts)):
+        value *= 0.6
+    have_points = _time_points(texts)
+    if any(p not in have_points for p in _time_points(q.text)):
+        value *= 0.5
+    # The statistic asked for (a median, not the mean that was reported) must be the one given.
+    lead_text = picked[0].cand.unit.text if picked[0].cand.is_row else picked[0].cand.sentence.text
+    for stat in {m.lower() for m in _STATISTIC.findall(q.text)}:
+        if stat not in lead_text.lower():
+            value *= 0.6
     # The evidence must hold the kind of thing asked for: a number, a time, a price.
     if q.wants_number and not any(s.has_number for s in picked):
         value *= 0.4
