@@ -155,8 +155,19 @@ def _wait_ready(pg) -> None:  # type: ignore[no-untyped-def]
 def _ask(pg, question: str) -> object:  # type: ignore[no-untyped-def]
     """Ask a question; return the finished answer bubble (the last one)."""
     n = pg.locator("#cq-chat .cq-answer:not(.cq-streaming)").count()
-    pg.fill("#cq-question textarea", question)
-    pg.click("#cq-send")
+    users = pg.locator("#cq-chat .cq-user").count()
+    for _attempt in range(5):
+        # A click that lands while the previous answer's event is still closing is ignored by Gradio
+        # (trigger_mode "once"), so retry until the question shows up in the chat.
+        pg.fill("#cq-question textarea", question)
+        pg.click("#cq-send")
+        try:
+            pg.wait_for_function(
+                f"() => document.querySelectorAll('#cq-chat .cq-user').length > {users}", timeout=5_000
+            )
+            break
+        except playwright_sync.TimeoutError:
+            continue
     pg.wait_for_function(
         f"() => document.querySelectorAll('#cq-chat .cq-answer:not(.cq-streaming)').length > {n}",
         timeout=ANSWER_TIMEOUT_MS,

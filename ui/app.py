@@ -26,14 +26,17 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no version check / telemetry
 
 import gradio as gr  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from citeqa import Answer, Assistant, CiteqaError, Index, Settings  # noqa: E402
+from citeqa import Answer, CiteqaError, Settings  # noqa: E402
+
+if TYPE_CHECKING:  # torch/faiss load on first use (in the background), so the page is up at once
+    from citeqa import Assistant, Index
 
 if __package__ in (None, ""):  # `python ui/app.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -63,7 +66,6 @@ class Runtime:
         self.index: Index | None = None
         self.error: str | None = None
         self.status: tuple[int, int, str] = (0, 0, "Starting…")
-        self.started_at = time.monotonic()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -85,6 +87,8 @@ class Runtime:
     def _open(self) -> None:
         try:
             self.status = (0, 0, "Opening the document index…")
+            from citeqa import Index
+
             self.index = Index.open(self.settings, progress=self._progress)
             self.status = (1, 1, "Index ready")
         except CiteqaError as e:
@@ -98,6 +102,11 @@ class Runtime:
     @property
     def ready(self) -> bool:
         return self._ready.is_set() and self.index is not None
+
+    def settled(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the index to open (or fail); True once it has."""
+        self.start()
+        return self._ready.wait(timeout)
 
     def wait(self, poll: Any = None, interval: float = 0.25) -> Index:
         """Block until the index is open; ``poll(done, total, message)`` is called while waiting."""
@@ -123,6 +132,8 @@ class Runtime:
                 self._assistants.move_to_end(key)
                 return hit
         settings = self.settings.model_copy(update=update) if update else self.settings
+        from citeqa import Assistant
+
         made = Assistant(index, settings)
         with self._lock:
             self._assistants[key] = made
@@ -219,16 +230,12 @@ def ask_stream(
     yield "", session["messages"], session, skip, skip, skip
 
     # Wait for the index (first start): show progress inside the bubble so the page never looks frozen.
-    if not runtime.ready:
-        last = 0.0
-        for _ in iter(lambda: runtime._ready.wait(0.3), True):
-            if time.monotonic() - last > 0.5:
-                last = time.monotonic()
-                done, total, msg = runtime.status
-                frac = f" {done}/{total}" if total else ""
-                note = f"Preparing the document index ({msg}{frac})…"
-                session["messages"] = msgs + [_assistant_msg(render.render_streaming(note))]
-                yield "", session["messages"], session, skip, skip, skip
+    while not runtime.settled(0.5):
+        done, total, msg = runtime.status
+        frac = f" {done}/{total}" if total else ""
+        note = f"Preparing the document index ({msg}{frac})…"
+        session["messages"] = msgs + [_assistant_msg(render.render_streaming(note))]
+        yield "", session["messages"], session, skip, skip, skip
     try:
         assistant = runtime.assistant(prefs or {})
         history = [tuple(h) for h in session.get("history", [])]

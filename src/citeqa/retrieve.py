@@ -58,7 +58,9 @@ class HybridRetriever(BaseRetriever):
                 if units[uid].doc in mentioned and uid not in candidates:
                     candidates.append(uid)
         scored = self.rerank(query, qv, candidates, mentioned, lex_query)
-        order = _diverse(sorted(scored, key=lambda u: -scored[u]), units, k, mentioned, _MULTI_DOC.search(query))
+        ranked = sorted(scored, key=lambda u: -scored[u])
+        order = _diverse(ranked, units, k, mentioned, _MULTI_DOC.search(query))
+        order = _corroborate(order, ranked, scored, units)
         fused = scored
         out = []
         for r, uid in enumerate(order):
@@ -98,7 +100,7 @@ class HybridRetriever(BaseRetriever):
             if quantity and any(c.isdigit() for c in u.text):
                 have |= set(quantity)  # "what percentage" is answered by a number
             cov = sum(w for t, w in weights.items() if t in have) / total
-            score = 0.5 * sim + 0.5 * cov
+            score = 0.6 * sim + 0.4 * cov
             if qnums:
                 score += 0.1 * len(qnums & set(numbers(u.text))) / len(qnums)
             if u.doc in mentioned:
@@ -151,6 +153,18 @@ def _diverse(ranked: list[int], units: list[Unit], k: int, mentioned: set[str], 
         if uid not in picked:
             picked.append(uid)
     return sorted(picked, key=ranked.index)
+
+
+def _corroborate(order: list[int], ranked: list[int], scored: dict[int, float], units: list[Unit]) -> list[int]:
+    """When one document fills the list, a close runner-up from another document takes the last place:
+    readers want to see whether other sources agree."""
+    if len(order) < 3 or len({units[u].doc for u in order}) > 1:
+        return order
+    doc = units[order[0]].doc
+    other = next((u for u in ranked if units[u].doc != doc), None)
+    if other is not None and scored[other] >= 0.9 * scored[order[-1]]:
+        return [*order[:-1], other]
+    return order
 
 
 def to_document(p: Passage) -> Document:
