@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # torch/faiss load on first use (in the background), so the p
 
 if __package__ in (None, ""):  # `python ui/app.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from ui import render  # type: ignore[no-redef]  # noqa: E402
+    from ui import render  # noqa: E402
     from ui.security import UploadRejected, stage_upload  # noqa: E402
 else:
     from . import render  # noqa: E402
@@ -570,10 +570,10 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
     runtime = runtime or Runtime(settings)
     # Questions answered at once (the rest wait in Gradio's queue). A `ui_concurrency` setting wins;
     # until config.py has one, CITEQA_UI_CONCURRENCY is read here.
-    concurrency = int(getattr(settings, "ui_concurrency", 0) or os.environ.get("CITEQA_UI_CONCURRENCY") or 4)
+    concurrency = settings.ui_concurrency
 
     with gr.Blocks(title="citeqa: literature Q&A with exact citations", analytics_enabled=False) as demo:
-        demo.citeqa_runtime = runtime  # type: ignore[attr-defined]
+        demo.citeqa_runtime = runtime
         # Static initial values (deep-copied per browser session); the session id is filled in lazily.
         session = gr.State({"id": "", "messages": [], "history": [], "answers": []})
         prefs = gr.State(default_prefs(settings))

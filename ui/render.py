@@ -176,13 +176,13 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
     cits = list(ans.get("citations", []) or [])
     refused = bool(ans.get("refused"))
     if cits:
-        items = []
+        refs: list[str] = []
         for c in cits:
             key = cite_key(idx, "c", int(c["n"]))
             where = esc(c.get("title") or c.get("doc", ""))
             sec = f' <span class="cq-sec">· {esc(c["section"])}</span>' if c.get("section") else ""
             quote = c.get("text") or c.get("quote", "")
-            items.append(
+            refs.append(
                 f'<li><a class="cq-cite cq-ref" href="{cite_href(key)}" data-cite="{key}">'
                 f'<span class="cq-refn">[{int(c["n"])}]</span> {where}</a>{sec}'
                 f'<div class="cq-quote">“{esc(_trim(quote))}”</div></li>'
@@ -190,14 +190,14 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
         # A refusal's citations are the nearest passages, not support for a claim.
         head = "Nearest passages (not enough to answer)" if refused else "References"
         cls = "cq-refs cq-nearest" if refused else "cq-refs"
-        parts.append(f'<div class="{cls}"><div class="cq-refs-h">{head}</div><ol>{"".join(items)}</ol></div>')
+        parts.append(f'<div class="{cls}"><div class="cq-refs-h">{head}</div><ol>{"".join(refs)}</ol></div>')
     passages = list(ans.get("passages", []) or [])
     if refused and passages and not cits:
-        items = []
+        near: list[str] = []
         for i, p in enumerate(passages[:5]):
             key = cite_key(idx, "p", i)
             sec = f' <span class="cq-sec">· {esc(p["section"])}</span>' if p.get("section") else ""
-            items.append(
+            near.append(
                 f'<li><a class="cq-cite cq-ref" href="{cite_href(key)}" data-cite="{key}">'
                 f"{esc(p.get('title') or p.get('doc', ''))}</a>{sec}"
                 f'<div class="cq-quote">“{esc(_trim(p.get("text") or p.get("quote", "")))}”</div></li>'
@@ -205,7 +205,7 @@ def render_answer(ans: Mapping[str, Any], idx: int) -> str:
         parts.append(
             '<div class="cq-refs cq-nearest">'
             '<div class="cq-refs-h">Nearest passages (not enough to answer)</div>'
-            f"<ol>{''.join(items)}</ol></div>"
+            f"<ol>{''.join(near)}</ol></div>"
         )
     parts.append("</div>")
     return "".join(parts)

@@ -36,7 +36,7 @@ def _match_long_form(words: list[str], abbr: str) -> str | None:
     for n in range(1, min(len(words), len(letters) + 3) + 1):
         cand = words[-n:]
         text = " ".join(cand).lower()
-        if not cand[0][:1].lower() == letters[0]:
+        if cand[0][:1].lower() != letters[0]:
             continue
         # every abbreviation letter must appear in order; the first must start the long form
         pos = 0

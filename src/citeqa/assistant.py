@@ -108,8 +108,7 @@ class Assistant:
                 state["notices"].append(f"The LLM failed ({e}); showing the evidence-based answer.")
                 yield "\n\n"
         else:
-            for word in re.findall(r"\S+\s*", state["text"]):
-                yield word
+            yield from re.findall(r"\S+\s*", state["text"])
         yield self._finish(state)
 
     # --- chain stages -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from citeqa.config import PROJECT_ROOT, Settings
 from citeqa.errors import CiteqaError
 
 
-def _tqdm_progress(desc: str):  # type: ignore[no-untyped-def]
+def _tqdm_progress(desc: str):
     from tqdm import tqdm
 
     bar: dict[str, Any] = {}
@@ -46,7 +46,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     paths = [p for p in paths if p.exists()]
     progress = _tqdm_progress("indexing")
     idx = Index.build(paths, settings, progress=progress, rebuild=args.rebuild)
-    progress.close()  # type: ignore[attr-defined]
+    progress.close()
     report = idx.last_report
     assert report is not None
     for f, msg in report.errors:
@@ -138,9 +138,10 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     sys.path.insert(0, str(PROJECT_ROOT))
-    from ui.app import main as ui_main  # type: ignore[import-not-found]
+    from ui.app import main as ui_main
 
-    return int(ui_main([]) or 0)
+    argv = [*(["--host", args.host] if args.host else []), *(["--port", str(args.port)] if args.port else [])]
+    return int(ui_main(argv) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd = sub.add_parser("docs", help="list indexed documents")
     pd.set_defaults(func=cmd_docs)
     pu = sub.add_parser("ui", help="open the chat window (http://127.0.0.1:7860)")
+    pu.add_argument("--host", help="bind address (default 127.0.0.1, or CITEQA_HOST)")
+    pu.add_argument("--port", type=int, help="port (default 7860, or CITEQA_PORT)")
     pu.set_defaults(func=cmd_ui)
     try:
         from citeqa.evaluate import add_eval_arguments, cmd_eval

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="UI bind address.")
     port: int = Field(7860, ge=1, le=65535, description="UI port.")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted upload.")
+    ui_concurrency: int = Field(4, ge=1, le=64, description="Questions the UI answers at the same time.")
 
     def index_shape(self) -> dict[str, object]:
         """Settings that change the stored units or vectors."""

@@ -236,7 +236,7 @@ class Index:
         snap = self._snap
         if snap.derived.get("abbrev") is None:
             snap.derived["abbrev"] = find_abbreviations(r.text for r in snap.docs.values())
-        return snap.derived["abbrev"]  # type: ignore[no-any-return]
+        return snap.derived["abbrev"]
 
     def mentioned_docs(self, query: str) -> set[str]:
         """Documents the question names through a distinctive catalog alias or trial id ("TOWER", "NCI")."""
@@ -309,7 +309,7 @@ class Index:
                     reuse.append(name)
                     docs[name] = prev
             report.removed = sorted(set(old.docs) - set(docs))
-            snap, embedded = _assemble(self.settings, self.embedder, old, reuse, parsed, docs, progress)
+            snap, embedded = _assemble(self.settings, lambda: self.embedder, old, reuse, parsed, docs, progress)
             report.embedded = embedded
             snap = _persist(self.settings, snap)
             self._snap = snap
@@ -328,7 +328,8 @@ def _empty_snapshot() -> _Snapshot:
                      np.zeros((0, 2), np.int64), None, None, None)
 
 
-def _assemble(settings: Settings, embedder: Embedder, old: _Snapshot, reuse: list[str], parsed: list[ParsedDoc],
+def _assemble(settings: Settings, get_embedder: Callable[[], Embedder], old: _Snapshot, reuse: list[str],
+              parsed: list[ParsedDoc],
               docs: dict[str, DocRecord], progress: Progress | None) -> tuple[_Snapshot, int]:
     """Concatenate reused units/vectors with newly parsed and embedded ones; renumber ids."""
     units: list[Unit] = []
@@ -358,8 +359,14 @@ def _assemble(settings: Settings, embedder: Embedder, old: _Snapshot, reuse: lis
 
     if progress:
         progress(0, total, "embedding")
-    new_vecs = embedder.encode(texts, settings.embed_batch_size, tick)
-    new_svecs = embedder.encode(sent_texts, settings.embed_batch_size, tick)
+    dim = old.vectors.shape[1] if old.vectors.ndim == 2 and len(old.vectors) else 384
+    if texts:  # the model is loaded only when something needs embedding
+        embedder = get_embedder()
+        new_vecs = embedder.encode(texts, settings.embed_batch_size, tick)
+        new_svecs = embedder.encode(sent_texts, settings.embed_batch_size, tick)
+        dim = embedder.dim
+    else:
+        new_vecs = new_svecs = np.zeros((0, dim), np.float32)
     # Reused documents first (keeping their vectors), then new ones.
     for name in sorted(old_by_doc):
         for uid in old_by_doc[name]:
@@ -383,12 +390,13 @@ def _assemble(settings: Settings, embedder: Embedder, old: _Snapshot, reuse: lis
             svecs.append(new_svecs[spos : spos + n])
             sidx.append(np.column_stack([np.full(n, nid), np.arange(n)]))
             spos += n
-    dim = embedder.dim
     vectors = np.vstack(vecs).astype(np.float32) if vecs else np.zeros((0, dim), np.float32)
     sent_vectors = np.vstack(svecs).astype(np.float32) if svecs else np.zeros((0, dim), np.float32)
     sent_index = np.vstack(sidx).astype(np.int64) if sidx else np.zeros((0, 2), np.int64)
     snap = _Snapshot(docs, units, vectors, sent_vectors, sent_index,
-                     _faiss_index(vectors, settings), _bm25_index(units, find_abbreviations(r.text for r in docs.values())), None, _faiss_index(sent_vectors, settings))
+                     _faiss_index(vectors, settings),
+                     _bm25_index(units, find_abbreviations(r.text for r in docs.values())), None,
+                     _faiss_index(sent_vectors, settings))
     return snap, len(texts) + len(sent_texts)
 
 
@@ -396,6 +404,7 @@ def _faiss_index(vectors: np.ndarray, settings: Settings) -> Any:
     import faiss
 
     dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 384
+    index: Any
     if len(vectors) > settings.ann_threshold:
         index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80

@@ -35,7 +35,8 @@ class HybridRetriever(BaseRetriever):
         k = k or self.k
         s = self.settings
         qv = self.embed_query(query) if qvec is None else qvec
-        lex_query = " ".join(x for x in (query, extra_terms, expand(query, self.index.abbreviations(), synonyms=True)) if x)
+        expansion = expand(query, self.index.abbreviations(), synonyms=True)
+        lex_query = " ".join(x for x in (query, extra_terms, expansion) if x)
         dense = self.index.search_dense(qv, s.candidate_k * 2)
         units = self.index.units
         # Max-sim list: a chunk scores as its best sentence; single-sentence units keep their own score.
@@ -48,8 +49,8 @@ class HybridRetriever(BaseRetriever):
             (s.bm25_weight, self.index.search_bm25(lex_query, s.candidate_k)),
         ]
         fused: dict[int, float] = {}
-        for weight, ranked in lists:
-            for rank, (uid, _score) in enumerate(ranked):
+        for weight, hits in lists:
+            for rank, (uid, _score) in enumerate(hits):
                 fused[uid] = fused.get(uid, 0.0) + weight / (s.rrf_k + rank + 1)
         mentioned = self.index.mentioned_docs(query)
         candidates = sorted(fused, key=lambda u: -fused[u])[: s.candidate_k]

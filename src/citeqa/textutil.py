@@ -9,13 +9,15 @@ from functools import lru_cache
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers him his how i if in into is it its itself just me more most my no nor not
-    now of off on once only or other our out over own same she should so some such than that the their
-    them then there these they this those through to too under until up very was we were what when where
-    which while who whom why will with would you your yours per vs versus among within whether did was
-    were many much tell show give report reported""".split()
+    have having he her here hers him his how i if in into is it its itself just me more most my no nor
+    not now of off on once only or other our out over own same she should so some such than that the
+    their them then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your yours per vs versus among within whether did
+    was were many much tell show give report reported""".split()
 )
-QUESTION_WORDS = frozenset("what which who whom whose when where why how many much did does do was were is are".split())
+QUESTION_WORDS = frozenset(
+    """what which who whom whose when where why how many much did does do was were is are""".split()
+)
 
 _STOP_STEMS: frozenset[str] = frozenset()  # filled below, once the stemmer is defined
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*%?|[^\W\d_]+(?:[-'][^\W\d_]+)*|[≥≤<>±]", re.UNICODE)
@@ -31,7 +33,7 @@ def normalise(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer():
     try:
         import Stemmer  # PyStemmer
 

@@ -117,11 +117,11 @@ def compose(index: Index, picked: Sequence[Scored]) -> tuple[str, list[Citation]
                 n = m
                 markers.append(m)
             elif c.sentence.continues:
-                nxt = _continuation(index, unit, c.sentence)
-                if nxt is not None:
-                    m = draft.cite(unit.doc, nxt[0], nxt[1], s.score, nxt[1].text)
+                cont = _continuation(index, unit, c.sentence)
+                if cont is not None:
+                    m = draft.cite(unit.doc, cont[0], cont[1], s.score, cont[1].text)
                     joiner = "" if text_body.endswith("-") else " "
-                    text_body = f"{text_body.rstrip('-')}{joiner}[{n}] {nxt[1].text}"
+                    text_body = f"{text_body.rstrip('-')}{joiner}[{n}] {cont[1].text}"
                     n = m
                     markers.append(m)
             text = f"{text_body} [{n}]"

