@@ -135,9 +135,11 @@ class Assistant:
         q_only = self.retriever.embed_query(st["question"]) if st["context"] else qv
         # Evidence is scored over a wider pool than the passages shown: a table row ranked 12th may
         # still be the exact answer.
-        pool = self.retriever.passages(query, self.settings.top_k * 2, qvec=qv)
-        st["pool"] = pool
-        st["passages"] = pool[: self.settings.top_k]
+        shown = self.retriever.passages(query, self.settings.top_k, qvec=qv)
+        ids = {p.unit.id for p in shown}
+        wider = self.retriever.passages(query, max(self.settings.evidence_pool, self.settings.top_k), qvec=qv)
+        st["passages"] = shown
+        st["pool"] = shown + [p for p in wider if p.unit.id not in ids]
         st["qvec"] = (q_only + 0.5 * qv) / 1.5 if st["context"] else qv
         st["timings"]["retrieve"] = (time.perf_counter() - t) * 1000
         return st

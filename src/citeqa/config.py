@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(64, ge=8, description="HNSW search breadth (recall vs speed).")
 
     # --- retrieval
-    top_k: int = Field(8, ge=1, le=100, description="Passages returned by the retriever.")
+    top_k: int = Field(5, ge=1, le=100, description="Passages returned by the retriever (and shown).")
+    evidence_pool: int = Field(
+        16, ge=1, le=200, description="Passages whose sentences and rows are scored as evidence for the answer."
+    )
     candidate_k: int = Field(40, ge=1, le=1000, description="Candidates per retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of dense ranks in fusion.")
