@@ -47,6 +47,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,25 @@ def trim() -> None:
     gc.collect()
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed heap back, so RSS deltas mean retained memory
+
+
+@contextlib.contextmanager
+def thread_limit(threads: str) -> Iterator[None]:
+    """Run with ``threads`` FAISS/torch threads ("default": leave them as the product does)."""
+    if threads == "default":
+        yield
+        return
+    import faiss
+    import torch
+
+    old_f, old_t = faiss.omp_get_max_threads(), torch.get_num_threads()
+    faiss.omp_set_num_threads(int(threads))
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(old_f)
+        torch.set_num_threads(old_t)
 
 
 def du(path: Path) -> int:
@@ -237,7 +257,8 @@ def timed(fn: Any, items: list[Any]) -> list[float]:
 
 def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list[Unit],
                  docs: dict[str, DocRecord], abbrevs: dict[str, str], emb: Any, qs: list[str], Q: np.ndarray,
-                 tmp: Path, unit_mb: float, n_max: int, ef_sweep: list[int]) -> dict[str, Any]:
+                 tmp: Path, unit_mb: float, n_max: int, ef_sweep: list[int], query_threads: list[str],
+                 ) -> dict[str, Any]:
     import faiss
 
     print(f"=== {n:,} units ===", flush=True)
@@ -298,31 +319,37 @@ def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list
     res["first_query_s"] = time.perf_counter() - t
     lex = [" ".join(x for x in (q, expand(q, idx.abbreviations(), synonyms=True)) if x) for q in qs]
     every = list(range(len(qs)))
-    dense = timed(lambda i: idx.search_dense(Q[i], settings.candidate_k * 2), every)
-    bm25 = timed(lambda i: idx.search_bm25(lex[i], settings.candidate_k), every)
-    hyb = timed(lambda i: retr.passages(qs[i], settings.top_k, qvec=Q[i]), every)
-    for name, xs in (("dense", dense), ("bm25", bm25), ("hybrid", hyb)):
-        res[f"{name}_p50"], res[f"{name}_p95"] = pct(xs, 50), pct(xs, 95)
     print(f"  first query (builds the abbreviation + alias caches): {res['first_query_s']:.1f} s")
-    print(f"  query ms p50/p95: dense {res['dense_p50']:.1f}/{res['dense_p95']:.1f}, "
-          f"bm25 {res['bm25_p50']:.1f}/{res['bm25_p95']:.1f}, "
-          f"hybrid retrieval {res['hybrid_p50']:.1f}/{res['hybrid_p95']:.1f}", flush=True)
+    gt = None
     if isinstance(fi, faiss.IndexHNSW):
         t = time.perf_counter()
         _, gt = faiss.knn(Q, X, 10, faiss.METRIC_INNER_PRODUCT)
         res["exact_batch_s"] = time.perf_counter() - t
-        sweep = []
-        for ef in ef_sweep:
-            fi.hnsw.efSearch = ef
-            ids: list[np.ndarray] = []
-            lat = timed(lambda i, ids=ids: ids.append(fi.search(Q[i : i + 1], 10)[1][0]), every)
-            rec = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / 10
-                                 for a, b in zip(ids, gt, strict=True)]))
-            sweep.append({"ef": ef, "recall10": rec, "p50": pct(lat, 50), "p95": pct(lat, 95)})
-            print(f"  HNSW efSearch {ef:>4}: recall@10 {rec:.3f}, k=10 search p50 {pct(lat, 50):.2f} ms "
-                  f"p95 {pct(lat, 95):.2f} ms")
-        fi.hnsw.efSearch = settings.hnsw_ef_search
-        res["hnsw_sweep"] = sweep
+    for threads in query_threads:
+        tag = "" if threads == "default" else f"t{threads}_"
+        with thread_limit(threads):
+            dense = timed(lambda i: idx.search_dense(Q[i], settings.candidate_k * 2), every)
+            bm25 = timed(lambda i: idx.search_bm25(lex[i], settings.candidate_k), every)
+            hyb = timed(lambda i: retr.passages(qs[i], settings.top_k, qvec=Q[i]), every)
+            for name, xs in (("dense", dense), ("bm25", bm25), ("hybrid", hyb)):
+                res[f"{tag}{name}_p50"], res[f"{tag}{name}_p95"] = pct(xs, 50), pct(xs, 95)
+            print(f"  query ms p50/p95 ({threads} threads): dense {res[tag + 'dense_p50']:.1f}/"
+                  f"{res[tag + 'dense_p95']:.1f}, bm25 {res[tag + 'bm25_p50']:.1f}/{res[tag + 'bm25_p95']:.1f}, "
+                  f"hybrid retrieval {res[tag + 'hybrid_p50']:.1f}/{res[tag + 'hybrid_p95']:.1f}", flush=True)
+            if gt is None:
+                continue
+            sweep = []
+            for ef in ef_sweep:
+                fi.hnsw.efSearch = ef
+                ids: list[np.ndarray] = []
+                lat = timed(lambda i, ids=ids: ids.append(fi.search(Q[i : i + 1], 10)[1][0]), every)
+                rec = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / 10
+                                     for a, b in zip(ids, gt, strict=True)]))
+                sweep.append({"ef": ef, "recall10": rec, "p50": pct(lat, 50), "p95": pct(lat, 95)})
+                print(f"    HNSW efSearch {ef:>4}: recall@10 {rec:.3f}, k=10 search p50 {pct(lat, 50):.2f} ms "
+                      f"p95 {pct(lat, 95):.2f} ms")
+            fi.hnsw.efSearch = settings.hnsw_ef_search
+            res[f"{tag}hnsw_sweep"] = sweep
     res["vectors_mb"] = X.nbytes / 2**20
     res["units_mb_est"] = unit_mb * n / n_max
     res["ram_total_mb"] = res["vectors_mb"] + res["faiss_rss_mb"] + res["bm25_rss_mb"] + res["units_mb_est"]
@@ -343,6 +370,8 @@ def main() -> None:
     ap.add_argument("--hnsw-m", type=int, default=None, help="override Settings.hnsw_m")
     ap.add_argument("--ef-search", type=int, default=None, help="override Settings.hnsw_ef_search")
     ap.add_argument("--ef-sweep", default="32,64,128,256", help="efSearch values for the HNSW recall sweep")
+    ap.add_argument("--query-threads", default="default",
+                    help="thread settings to time queries with, e.g. 'default,1' (faiss + torch threads)")
     ap.add_argument("--seed-index-dir", type=Path, default=None,
                     help="index root holding the seed index (default: the project's, else a temp build)")
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "citeqa-scale-cache")
@@ -431,7 +460,8 @@ def main() -> None:
 
         ctx = {"settings": settings, "vectors": vectors, "units": units, "docs": docs, "abbrevs": abbrevs,
                "emb": emb, "qs": qs, "Q": Q, "tmp": tmp, "unit_mb": unit_mb, "n_max": n_max,
-               "ef_sweep": [int(e) for e in args.ef_sweep.split(",")]}
+               "ef_sweep": [int(e) for e in args.ef_sweep.split(",")],
+               "query_threads": args.query_threads.split(",")}
         for n in sizes:
             results.append(measure_size(n, **ctx))
             trim()
@@ -439,17 +469,20 @@ def main() -> None:
         # --- summary -------------------------------------------------------------------------------
         print("summary (ms are per query; RAM in MB beyond the model; disk excludes docs.jsonl)")
         print(f"{'units':>10} {'faiss':>14} {'build s':>8} {'bm25 s':>7} {'disk MB':>8} {'RAM MB':>7} "
-              f"{'dense p50/p95':>14} {'bm25 p50/p95':>14} {'hybrid p50/p95':>15} {'recall@10':>9}")
+              f"{'threads':>8} {'dense p50/p95':>14} {'bm25 p50/p95':>14} {'hybrid p50/p95':>15} "
+              f"{'recall@10':>9}")
         for r in results:
             disk = (r["disk_faiss"] + r["disk_bm25"] + r["disk_vectors"] + r["disk_units_est"]) / 2**20
-            rec = next((s["recall10"] for s in r.get("hnsw_sweep", []) if s["ef"] == settings.hnsw_ef_search),
+            sweep = next((v for k, v in r.items() if k.endswith("hnsw_sweep")), [])
+            rec = next((s["recall10"] for s in sweep if s["ef"] == settings.hnsw_ef_search),
                        1.0 if r["faiss_type"] == "IndexFlatIP" else float("nan"))
-            print(f"{r['units']:>10,} {r['faiss_type']:>14} {r['faiss_s']:>8.1f} {r['bm25_s']:>7.1f} "
-                  f"{disk:>8,.0f} "
-                  f"{r['ram_total_mb']:>7,.0f} {r['dense_p50']:>6.1f}/{r['dense_p95']:<7.1f} "
-                  f"{r['bm25_p50']:>6.1f}/{r['bm25_p95']:<7.1f} "
-                  f"{r['hybrid_p50']:>7.1f}/{r['hybrid_p95']:<7.1f} "
-                  f"{rec:>9.3f}")
+            for threads in args.query_threads.split(","):
+                g = "" if threads == "default" else f"t{threads}_"
+                print(f"{r['units']:>10,} {r['faiss_type']:>14} {r['faiss_s']:>8.1f} {r['bm25_s']:>7.1f} "
+                      f"{disk:>8,.0f} {r['ram_total_mb']:>7,.0f} {threads:>8} "
+                      f"{r[g + 'dense_p50']:>6.1f}/{r[g + 'dense_p95']:<7.1f} "
+                      f"{r[g + 'bm25_p50']:>6.1f}/{r[g + 'bm25_p95']:<7.1f} "
+                      f"{r[g + 'hybrid_p50']:>7.1f}/{r[g + 'hybrid_p95']:<7.1f} {rec:>9.3f}")
         print(f"load avg at end: {loadavg()}")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)

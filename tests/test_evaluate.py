@@ -468,15 +468,10 @@ def _real_assistant_available() -> bool:
 @pytest.mark.skipif(
     not _real_assistant_available(), reason="needs citeqa.Assistant and evals/seeds_questions.jsonl"
 )
-def test_real_assistant_on_five_seed_questions(tmp_path) -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from citeqa import Assistant, Index, Settings
-
-    settings = Settings(index_dir=tmp_path / "index")
+def test_real_assistant_on_five_seed_questions(tmp_path, assistant) -> None:
     lines = [x for x in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if x.strip()][:5]
     qfile = tmp_path / "five.jsonl"
     qfile.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assistant = Assistant(Index.open(settings), settings)
     run = run_eval(qfile, assistant, tmp_path / "run", k=5)
     for name in (
         "results.jsonl",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from citeqa.config import Settings
+from citeqa.config import PROJECT_ROOT, Settings
 from citeqa.errors import CiteqaError
 from citeqa.types import Answer, Citation
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from citeqa.assistant import Assistant
     from citeqa.index import Index, IndexReport
 
-__all__ = ["Answer", "Assistant", "Citation", "CiteqaError", "Index", "IndexReport", "Settings"]
+__all__ = ["PROJECT_ROOT", "Answer", "Assistant", "Citation", "CiteqaError", "Index", "IndexReport", "Settings"]
 
 
 def __getattr__(name: str) -> Any:

@@ -107,6 +107,7 @@ class Assistant:
             except LLMError as e:
                 state["notices"].append(f"The LLM failed ({e}); showing the evidence-based answer.")
                 yield "\n\n"
+                yield from re.findall(r"\S+\s*", state["text"])
         else:
             yield from re.findall(r"\S+\s*", state["text"])
         yield self._finish(state)

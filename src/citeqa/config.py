@@ -96,4 +96,4 @@ class Settings(BaseSettings):
 
 
 # Bump when ingestion changes the units it produces, so stale indexes are not reused.
-INGEST_VERSION = 1
+INGEST_VERSION = 2

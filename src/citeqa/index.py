@@ -114,9 +114,11 @@ class Index:
         build = store.current_build(root)
         try:
             snap = _load_snapshot(build)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError, RuntimeError) as e:
+            manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("manifest is not a JSON object")
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
             raise IndexDamaged(str(root), f"{type(e).__name__}: {e}") from e
-        manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("shape") != json.loads(json.dumps(settings.index_shape())):
             raise IndexDamaged(str(root), "built with different model or chunking settings")
         return cls(settings, snap, embedder)

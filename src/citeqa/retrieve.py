@@ -106,6 +106,10 @@ class HybridRetriever(BaseRetriever):
                 score += 0.1 * len(qnums & set(numbers(u.text))) / len(qnums)
             if u.doc in mentioned:
                 score += 0.05
+            if u.kind == "row" and u.cells:  # a question that names the row ("neutropenia") wants it
+                label = set(index_terms(u.text.split(" — ")[-len(u.cells) - 1]))
+                if label:
+                    score += 0.1 * len(label & set(weights)) / len(label)
             if _BACK_MATTER.search(u.section):
                 score -= 0.15
             out[uid] = score

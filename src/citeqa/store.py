@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -84,9 +85,11 @@ def publish(root: Path, tmp: Path) -> Path:
     with open(pointer_tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(pointer_tmp, root / "CURRENT")
-    # Old builds and abandoned temp dirs (from crashed builds) are garbage now.
+    # Old builds are garbage now; so are temp dirs left by crashed builds (an hour old: a build
+    # running in another process right now keeps its own).
     for d in (root / "builds").iterdir():
-        if d != final and d.is_dir():
+        stale = d.name.startswith("b-") or time.time() - d.stat().st_mtime > 3600
+        if d != final and d.is_dir() and stale:
             shutil.rmtree(d, ignore_errors=True)
     return final
 

@@ -101,6 +101,9 @@ def build_units(
             body = _chunk_text(group)
             k = position[id(group[0])]
             lead = sents[k - 1].text if k and sents[k - 1].continues else ""
+            # The lead is context only: shorten it from the front until the whole unit fits the model.
+            while lead and sizer.too_long(f"{section}: {lead} {body}"):
+                lead = lead.split(" ", 1)[1] if " " in lead else ""
             units.append(
                 Unit(next_id(), doc, section, "chunk", group[0].start, group[-1].end, body, tuple(group),
                      lead=lead)

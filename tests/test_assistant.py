@@ -1,0 +1,273 @@
+"""The Assistant end to end on the real seed index: answers, citations, refusals, bad input, streaming, LLM."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from citeqa import Assistant, Settings
+from citeqa.errors import QuestionError
+from citeqa.types import Answer
+from citeqa.verify import numbers_in, strip_markers
+from conftest import SEEDS_DIR, read_loader_text
+
+OS_QUESTION = "What was the median overall survival with blinatumomab in the TOWER trial?"
+COST_QUESTION = "How much does a course of blinatumomab cost?"
+MAX_ANSWER_WORDS = 80
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, str]:
+    return {p.name: read_loader_text(p) for p in SEEDS_DIR.glob("*.txt")}
+
+
+def _check_citations(ans: Answer, files: dict[str, str]) -> None:
+    assert [c.n for c in ans.citations] == list(range(1, len(ans.citations) + 1))
+    for c in ans.citations:
+        assert c.doc in files
+        assert c.quote == files[c.doc][c.start : c.end] != "", (c.n, c.doc, c.start, c.end)
+        assert c.title and c.text
+
+
+def _check_numbers_are_cited(ans: Answer) -> None:
+    """Every number an answer sentence states appears in the text of the citations it carries."""
+    by_n = {c.n: c for c in ans.citations}
+    for s in ans.sentences:
+        if s.note in {"refusal", "conflict"}:
+            continue
+        assert s.citations, s.text
+        assert set(s.citations) <= set(by_n), (s.text, s.citations)
+        evidence = " ".join(f"{by_n[n].text} {by_n[n].quote}" for n in s.citations)
+        missing = [x for x in numbers_in(s.text) if x not in set(numbers_in(evidence))]
+        assert not missing, (s.text, missing)
+        for marker in re.findall(r"\[(\d+)\]", s.text):
+            assert int(marker) in s.citations, (s.text, marker)
+
+
+def _words(text: str) -> int:
+    return len(strip_markers(text).split())
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def test_median_overall_survival(assistant: Assistant, files: dict[str, str]) -> None:
+    ans = assistant.ask(OS_QUESTION)
+    assert not ans.refused and ans.mode == "extractive"
+    assert "7.7" in ans.text
+    assert ans.citations and any(c.doc == "003_19084b4463aafb5f.txt" for c in ans.citations)
+    _check_citations(ans, files)
+    _check_numbers_are_cited(ans)
+    assert _words(ans.text) <= MAX_ANSWER_WORDS, (_words(ans.text), ans.text)
+    assert all(s.supported for s in ans.sentences)
+    assert ans.passages and {"doc", "start", "end", "quote", "score"} <= set(ans.passages[0])
+    for p in ans.passages:
+        assert p["quote"] == files[p["doc"]][p["start"] : p["end"]]
+    assert ans.timings_ms["total"] > 0
+
+
+def test_follow_up_uses_history(assistant: Assistant, files: dict[str, str]) -> None:
+    ans = assistant.ask("And with chemotherapy?", [(OS_QUESTION, "7.7 months")])
+    assert not ans.refused
+    assert "4.0" in ans.text
+    assert OS_QUESTION in ans.standalone_question
+    _check_citations(ans, files)
+    _check_numbers_are_cited(ans)
+
+
+def test_unanswerable_question_is_refused_with_nearest_passages(assistant: Assistant, files: dict[str, str]) -> None:
+    ans = assistant.ask(COST_QUESTION)
+    assert ans.refused
+    assert ans.text.startswith("The indexed sources do not report")
+    assert 1 <= len(ans.citations) <= 3
+    _check_citations(ans, files)
+    shown = [(p["doc"], p["start"], p["end"]) for p in ans.passages]
+    for c in ans.citations:  # the "nearest passages" are among the retrieved ones
+        assert any(d == c.doc and a <= c.start and c.end <= b for d, a, b in shown), (c.doc, c.start)
+    assert not any(numbers_in(s.text) for s in ans.sentences)  # no figures invented for a refusal
+    assert ans.support < assistant.settings.refusal_threshold
+
+
+def test_sources_disagreeing_on_trial_size(assistant: Assistant, files: dict[str, str]) -> None:
+    ans = assistant.ask("How many patients were in the TOWER trial?")
+    assert not ans.refused
+    _check_citations(ans, files)
+    both = "405" in ans.text and "376" in ans.text
+    assert both or ans.conflicts, ans.text
+
+
+def test_table_answer_for_neutropenia(assistant: Assistant, files: dict[str, str]) -> None:
+    ans = assistant.ask("How common was grade 3 or higher neutropenia with blinatumomab vs chemotherapy in TOWER?")
+    assert not ans.refused
+    assert "37.8" in ans.text and "57.8" in ans.text
+    _check_citations(ans, files)
+    _check_numbers_are_cited(ans)
+    assert any(c.quote == "Neutropenia\t101 (37.8)\t63 (57.8)" for c in ans.citations)
+
+
+# --------------------------------------------------------------------------- bad and odd input
+
+
+@pytest.mark.parametrize(
+    ("question", "needle"),
+    [("", "type a question"), ("   \n\t ", "type a question"), ("x" * 100_000, "limit"), ("?!?! ...", "no words")],
+    ids=["empty", "blank", "huge", "no-words"],
+)
+def test_bad_questions_raise_question_error(assistant: Assistant, question: str, needle: str) -> None:
+    with pytest.raises(QuestionError, match=needle):
+        assistant.ask(question)
+
+
+def test_non_string_question_is_a_question_error(assistant: Assistant) -> None:
+    with pytest.raises(QuestionError):
+        assistant.ask(42)  # type: ignore[arg-type]
+
+
+def test_control_characters_are_stripped(assistant: Assistant) -> None:
+    noisy = "What was the median\x00 overall\x07 survival\x1b with blinatumomab\x7f in the TOWER trial?\x0c"
+    ans = assistant.ask(noisy)
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", ans.question)
+    assert ans.question == OS_QUESTION
+    assert not ans.refused and "7.7" in ans.text
+
+
+def test_non_english_question_gets_a_notice(assistant: Assistant, files: dict[str, str]) -> None:
+    ans = assistant.ask("¿Cuál fue la supervivencia global mediana con blinatumomab?")
+    assert isinstance(ans, Answer)
+    assert any("English" in n for n in ans.notices), ans.notices
+    _check_citations(ans, files)
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def _collect(gen) -> tuple[list[str], Answer]:  # type: ignore[no-untyped-def]
+    parts = list(gen)
+    assert parts and isinstance(parts[-1], Answer)
+    deltas = parts[:-1]
+    assert all(isinstance(p, str) for p in deltas)
+    return deltas, parts[-1]
+
+
+def test_stream_yields_deltas_then_one_answer(assistant: Assistant) -> None:
+    deltas, final = _collect(assistant.stream(OS_QUESTION))
+    assert len(deltas) > 5
+    assert " ".join("".join(deltas).split()) == " ".join(final.text.split())
+    asked = assistant.ask(OS_QUESTION)
+    assert final.text == asked.text  # streaming and asking give the same answer
+    assert [(c.doc, c.start, c.end) for c in final.citations] == [(c.doc, c.start, c.end) for c in asked.citations]
+
+
+def test_stream_of_a_refusal(assistant: Assistant) -> None:
+    deltas, final = _collect(assistant.stream(COST_QUESTION))
+    assert final.refused and " ".join("".join(deltas).split()) == " ".join(final.text.split())
+
+
+# --------------------------------------------------------------------------- LLM modes
+
+
+def _llm_settings(settings: Settings, **kw: object) -> Settings:
+    return Settings(index_dir=settings.index_dir, answer_mode="openai", **kw)  # type: ignore[arg-type]
+
+
+def test_unreachable_llm_falls_back_to_extractive(seed_index, files: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("langchain_openai")
+    index, settings = seed_index
+    s = _llm_settings(settings, llm_base_url="http://127.0.0.1:9/v1", llm_timeout_s=2)
+    ans = Assistant(index, s).ask(OS_QUESTION)
+    assert not ans.refused and "7.7" in ans.text
+    assert ans.mode == "extractive"
+    assert any("LLM" in n for n in ans.notices), ans.notices
+    _check_citations(ans, files)
+    _check_numbers_are_cited(ans)
+
+
+def test_unreachable_llm_stream_falls_back_to_extractive(seed_index) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("langchain_openai")
+    index, settings = seed_index
+    s = _llm_settings(settings, llm_base_url="http://127.0.0.1:9/v1", llm_timeout_s=2)
+    deltas, final = _collect(Assistant(index, s).stream(OS_QUESTION))
+    assert "7.7" in final.text and any("LLM" in n for n in final.notices)
+    # What was streamed is what the final answer says.
+    assert " ".join("".join(deltas).split()) == " ".join(final.text.split())
+
+
+def _passage_number(prompt: str, needle: str) -> int:
+    """The number the prompt gives the first passage containing ``needle``."""
+    for n, body in re.findall(r"^\[(\d+)\] [^\n]*\n([^\n]*)", prompt, re.M):
+        if needle in body:
+            return int(n)
+    raise AssertionError(f"no passage with {needle!r} in the prompt:\n{prompt}")
+
+
+def test_llm_answer_is_verified_and_renumbered(seed_index, scripted_llm, files: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    index, settings = seed_index
+    model = scripted_llm(lambda prompt: "Median overall survival was 7.7 months with blinatumomab "
+                         f"[{_passage_number(prompt, '7.7 months')}] [42].")
+    ans = Assistant(index, _llm_settings(settings)).ask(OS_QUESTION)
+    assert len(model.prompts) == 1 and OS_QUESTION in model.prompts[0]
+    assert ans.mode == "openai" and not ans.refused
+    assert ans.text == "Median overall survival was 7.7 months with blinatumomab [1]."  # [42] was invented
+    assert len(ans.citations) == 1
+    _check_citations(ans, files)
+    _check_numbers_are_cited(ans)
+    assert all(s.supported for s in ans.sentences) and not ans.notices
+
+
+def test_llm_sentence_with_unsupported_number_is_flagged(seed_index, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    index, settings = seed_index
+    scripted_llm(lambda prompt: "Median overall survival was 7.7 months with blinatumomab "
+                 f"[{_passage_number(prompt, '7.7 months')}]. It was 9.9 months with chemotherapy [1].")
+    ans = Assistant(index, _llm_settings(settings)).ask(OS_QUESTION)
+    assert ans.mode == "openai"
+    flagged = [s for s in ans.sentences if not s.supported]
+    assert len(flagged) == 1 and "9.9" in flagged[0].note
+    assert any("not supported" in n for n in ans.notices), ans.notices
+
+
+@pytest.mark.parametrize(
+    ("reply", "fail_after", "notice"),
+    [("Bananas are yellow and the sky is blue.", None, "could not be verified"),
+     ("The median overall survival was 7.7 months [1].", 2, "LLM failed")],
+    ids=["unverifiable", "dropped-connection"],
+)
+def test_llm_problems_fall_back_to_the_extractive_answer(  # type: ignore[no-untyped-def]
+    seed_index, scripted_llm, files: dict[str, str], reply: str, fail_after: int | None, notice: str
+) -> None:
+    index, settings = seed_index
+    scripted_llm(reply, fail_after_chunks=fail_after)
+    ans = Assistant(index, _llm_settings(settings)).ask(OS_QUESTION)
+    assert ans.mode == "extractive" and "7.7" in ans.text and "Bananas" not in ans.text
+    assert any(notice in n for n in ans.notices), ans.notices
+    _check_citations(ans, files)
+    _check_numbers_are_cited(ans)
+
+
+def test_refusal_does_not_ask_the_llm(seed_index, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    index, settings = seed_index
+    model = scripted_llm("It costs 1,000 dollars [1].")
+    ans = Assistant(index, _llm_settings(settings)).ask(COST_QUESTION)
+    assert ans.refused and model.prompts == [] and "1,000" not in ans.text
+
+
+@pytest.mark.llm
+def test_real_llm_server_end_to_end(seed_index, llama_server, files: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    index, settings = seed_index
+    s = _llm_settings(settings, llm_base_url=llama_server.base_url, llm_model="smollm2", llm_timeout_s=120,
+                      llm_max_tokens=96)
+    ans = Assistant(index, s).ask(OS_QUESTION)
+    print(f"\n[llm] mode={ans.mode} notices={ans.notices} answer={ans.text!r}")
+    assert not ans.refused and ans.text.strip()
+    assert ans.citations
+    _check_citations(ans, files)
+    if ans.mode == "openai":
+        assert ans.sentences
+        for sent in ans.sentences:
+            assert isinstance(sent.supported, bool)
+            assert set(sent.citations) <= {c.n for c in ans.citations}
+        if not all(sent.supported for sent in ans.sentences):
+            assert any("not supported" in n for n in ans.notices), ans.notices
+    else:  # the small model's answer failed verification: the extractive answer, with a notice why
+        assert ans.mode == "extractive" and "7.7" in ans.text
+        assert any("LLM" in n for n in ans.notices), ans.notices
