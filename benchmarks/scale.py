@@ -255,10 +255,56 @@ def timed(fn: Any, items: list[Any]) -> list[float]:
         out.append((time.perf_counter() - t) * 1000)
     return out
 
+def hnsw_sq(X: np.ndarray, settings: Settings, storage: str) -> Any:
+    """HNSW over scalar-quantised vectors (an alternative to IndexHNSWFlat; not what the index builds)."""
+    import faiss
+
+    qtype = faiss.ScalarQuantizer.QT_8bit if storage == "sq8" else faiss.ScalarQuantizer.QT_fp16
+    index = faiss.IndexHNSWSQ(X.shape[1], qtype, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.hnsw.efSearch = settings.hnsw_ef_search
+    index.train(X[:: max(1, len(X) // 100_000)])
+    index.add(X)
+    return index
+
+
+def hnsw_recall(fi: Any, X: np.ndarray, Q: np.ndarray, ef_sweep: list[int], settings: Settings,
+                res: dict[str, Any], tag: str) -> None:
+    """recall@10 of the HNSW index against exact inner-product search, per efSearch."""
+    import faiss
+
+    if not isinstance(fi, faiss.IndexHNSW):
+        return
+    if "exact_D" not in res:
+        t = time.perf_counter()
+        D, gt = faiss.knn(Q, X, 10, faiss.METRIC_INNER_PRODUCT)
+        res["exact_batch_s"] = time.perf_counter() - t
+        res["exact_D"], res["exact_I"] = D, gt
+        spread = D[:, 0] - D[:, 9]
+        res["exact_spread_median"] = float(np.median(spread))
+        print(f"    exact top-10 similarity spread (sim@1 - sim@10): median {np.median(spread):.3f}; "
+              f"sim@10 median {np.median(D[:, 9]):.3f}")
+    D, gt = res["exact_D"], res["exact_I"]
+    sweep = []
+    for ef in ef_sweep:
+        fi.hnsw.efSearch = ef
+        ids: list[np.ndarray] = []
+        lat = timed(lambda i, ids=ids: ids.append(fi.search(Q[i : i + 1], 10)[1][0]), list(range(len(Q))))
+        rec = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(ids, gt, strict=True)]))
+        # near-ties: returned units whose exact similarity is within 0.01 of the exact 10th best
+        near = float(np.mean([np.mean((X[a[a >= 0]] @ Q[i]) >= D[i, 9] - 0.01) if (a >= 0).any() else 0.0
+                              for i, a in enumerate(ids)]))
+        sweep.append({"ef": ef, "recall10": rec, "near10": near, "p50": pct(lat, 50), "p95": pct(lat, 95)})
+        print(f"    HNSW efSearch {ef:>4}: recall@10 {rec:.3f} (within 0.01 of the 10th best: {near:.3f}), "
+              f"k=10 search p50 {pct(lat, 50):.2f} ms p95 {pct(lat, 95):.2f} ms")
+    fi.hnsw.efSearch = settings.hnsw_ef_search
+    res[f"{tag}hnsw_sweep"] = sweep
+
+
 def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list[Unit],
                  docs: dict[str, DocRecord], abbrevs: dict[str, str], emb: Any, qs: list[str], Q: np.ndarray,
                  tmp: Path, unit_mb: float, n_max: int, ef_sweep: list[int], query_threads: list[str],
-                 ) -> dict[str, Any]:
+                 storage: str, dense_only: bool) -> dict[str, Any]:
     import faiss
 
     print(f"=== {n:,} units ===", flush=True)
@@ -271,7 +317,8 @@ def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list
     r0 = rss()
     reset_peak()
     t = time.perf_counter()
-    fi = _faiss_index(X, settings)
+    fi = _faiss_index(X, settings) if storage == "flat" or n <= settings.ann_threshold else \
+        hnsw_sq(X, settings, storage)
     res["faiss_s"] = time.perf_counter() - t
     res["faiss_type"] = type(fi).__name__
     res["faiss_peak_mb"] = peak() - r0
@@ -279,6 +326,9 @@ def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list
     res["faiss_rss_mb"] = rss() - r0
     print(f"  FAISS {res['faiss_type']}: built in {res['faiss_s']:.1f} s; RSS +{res['faiss_rss_mb']:,.0f} MB "
           f"(peak +{res['faiss_peak_mb']:,.0f} MB)", flush=True)
+    if dense_only:
+        hnsw_recall(fi, X, Q, ef_sweep, settings, res, "")
+        return res
     # BM25: tokenisation cost estimated on a sample, then the real build
     sample = sub_units[: min(n, 20_000)]
     t = time.perf_counter()
@@ -320,11 +370,6 @@ def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list
     lex = [" ".join(x for x in (q, expand(q, idx.abbreviations(), synonyms=True)) if x) for q in qs]
     every = list(range(len(qs)))
     print(f"  first query (builds the abbreviation + alias caches): {res['first_query_s']:.1f} s")
-    gt = None
-    if isinstance(fi, faiss.IndexHNSW):
-        t = time.perf_counter()
-        _, gt = faiss.knn(Q, X, 10, faiss.METRIC_INNER_PRODUCT)
-        res["exact_batch_s"] = time.perf_counter() - t
     for threads in query_threads:
         tag = "" if threads == "default" else f"t{threads}_"
         with thread_limit(threads):
@@ -336,20 +381,7 @@ def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list
             print(f"  query ms p50/p95 ({threads} threads): dense {res[tag + 'dense_p50']:.1f}/"
                   f"{res[tag + 'dense_p95']:.1f}, bm25 {res[tag + 'bm25_p50']:.1f}/{res[tag + 'bm25_p95']:.1f}, "
                   f"hybrid retrieval {res[tag + 'hybrid_p50']:.1f}/{res[tag + 'hybrid_p95']:.1f}", flush=True)
-            if gt is None:
-                continue
-            sweep = []
-            for ef in ef_sweep:
-                fi.hnsw.efSearch = ef
-                ids: list[np.ndarray] = []
-                lat = timed(lambda i, ids=ids: ids.append(fi.search(Q[i : i + 1], 10)[1][0]), every)
-                rec = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / 10
-                                     for a, b in zip(ids, gt, strict=True)]))
-                sweep.append({"ef": ef, "recall10": rec, "p50": pct(lat, 50), "p95": pct(lat, 95)})
-                print(f"    HNSW efSearch {ef:>4}: recall@10 {rec:.3f}, k=10 search p50 {pct(lat, 50):.2f} ms "
-                      f"p95 {pct(lat, 95):.2f} ms")
-            fi.hnsw.efSearch = settings.hnsw_ef_search
-            res[f"{tag}hnsw_sweep"] = sweep
+            hnsw_recall(fi, X, Q, ef_sweep, settings, res, tag)
     res["vectors_mb"] = X.nbytes / 2**20
     res["units_mb_est"] = unit_mb * n / n_max
     res["ram_total_mb"] = res["vectors_mb"] + res["faiss_rss_mb"] + res["bm25_rss_mb"] + res["units_mb_est"]
@@ -372,6 +404,10 @@ def main() -> None:
     ap.add_argument("--ef-sweep", default="32,64,128,256", help="efSearch values for the HNSW recall sweep")
     ap.add_argument("--query-threads", default="default",
                     help="thread settings to time queries with, e.g. 'default,1' (faiss + torch threads)")
+    ap.add_argument("--storage", choices=("flat", "sq8", "fp16"), default="flat",
+                    help="HNSW vector storage: flat = as index._faiss_index (IndexHNSWFlat); sq8/fp16 = "
+                         "IndexHNSWSQ, an alternative to compare (same M, efConstruction 80)")
+    ap.add_argument("--dense-only", action="store_true", help="FAISS only: skip BM25 and the retriever")
     ap.add_argument("--seed-index-dir", type=Path, default=None,
                     help="index root holding the seed index (default: the project's, else a temp build)")
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "citeqa-scale-cache")
@@ -461,9 +497,13 @@ def main() -> None:
         ctx = {"settings": settings, "vectors": vectors, "units": units, "docs": docs, "abbrevs": abbrevs,
                "emb": emb, "qs": qs, "Q": Q, "tmp": tmp, "unit_mb": unit_mb, "n_max": n_max,
                "ef_sweep": [int(e) for e in args.ef_sweep.split(",")],
-               "query_threads": args.query_threads.split(",")}
+               "query_threads": args.query_threads.split(","), "storage": args.storage,
+               "dense_only": args.dense_only}
         for n in sizes:
-            results.append(measure_size(n, **ctx))
+            r = measure_size(n, **ctx)
+            r.pop("exact_D", None)
+            r.pop("exact_I", None)
+            results.append(r)
             trim()
 
         # --- summary -------------------------------------------------------------------------------
@@ -472,6 +512,10 @@ def main() -> None:
               f"{'threads':>8} {'dense p50/p95':>14} {'bm25 p50/p95':>14} {'hybrid p50/p95':>15} "
               f"{'recall@10':>9}")
         for r in results:
+            if "bm25_s" not in r:  # --dense-only
+                print(f"{r['units']:>10,} {r['faiss_type']:>14} {r['faiss_s']:>8.1f}   FAISS RSS "
+                      f"+{r['faiss_rss_mb']:,.0f} MB; see the efSearch sweep above")
+                continue
             disk = (r["disk_faiss"] + r["disk_bm25"] + r["disk_vectors"] + r["disk_units_est"]) / 2**20
             sweep = next((v for k, v in r.items() if k.endswith("hnsw_sweep")), [])
             rec = next((s["recall10"] for s in sweep if s["ef"] == settings.hnsw_ef_search),
