@@ -95,5 +95,5 @@ class Settings(BaseSettings):
         return self.index_dir / self.fingerprint()
 
 
-# Bump when ingestion changes the units it produces, so stale indexes are not reused.
-INGEST_VERSION = 2
+# Bump when ingestion or tokenisation changes what the index stores, so stale indexes are not reused.
+INGEST_VERSION = 5

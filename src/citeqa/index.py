@@ -196,7 +196,7 @@ class Index:
 
     def search_bm25(self, query: str, k: int) -> list[tuple[int, float]]:
         snap = self._snap
-        q = [t for t in index_terms(query) if t in snap.bm25.vocab_dict]
+        q = [t for t in index_terms(query, parts=True) if t in snap.bm25.vocab_dict]
         if not q or not snap.units:
             return []
         ids, scores = snap.bm25.retrieve([q], k=min(k, len(snap.units)), show_progress=False, n_threads=1)
@@ -246,8 +246,17 @@ class Index:
         if snap.derived.get("aliases") is None:
             snap.derived["aliases"] = _alias_tokens(snap.docs)
         table: dict[str, set[str]] = snap.derived["aliases"]
-        q = set(tokens(query))
-        return {doc for doc, toks in table.items() if q & toks}
+        if snap.derived.get("trial_ids") is None:
+            snap.derived["trial_ids"] = {n: set(tokens(r.meta.trial_id)) for n, r in snap.docs.items()}
+        trial_ids: dict[str, set[str]] = snap.derived["trial_ids"]
+        out: set[str] = set()
+        for t in set(tokens(query)):
+            named = {doc for doc, toks in table.items() if t in toks}
+            # A study's name points at its own report first; news pieces about it only when no
+            # document carries it as its trial id.
+            primary = {doc for doc in named if t in trial_ids.get(doc, set())}
+            out |= primary or named
+        return out
 
     def sentence_vectors(self, unit_id: int) -> np.ndarray | None:
         """Embeddings of the sentences of a multi-sentence chunk (None for single-sentence units)."""
@@ -423,7 +432,7 @@ def _bm25_index(units: list[Unit], abbreviations: dict[str, str]) -> Any:
 
     retriever = bm25s.BM25()
     # Units that only use an abbreviation ("HSCT") also match its long form in questions.
-    corpus = [index_terms(f"{u.embed_text} {expand(u.text, abbreviations)}") or ["∅"] for u in units]
+    corpus = [index_terms(f"{u.embed_text} {expand(u.text, abbreviations)}", parts=True) or ["∅"] for u in units]
     if corpus:
         retriever.index(corpus, show_progress=False)
     return retriever

@@ -79,8 +79,8 @@ class HybridRetriever(BaseRetriever):
         """
         idx = self.index
         # An expanded abbreviation is matched through its long form, not the letters themselves.
-        abbr = {t for a in abbreviations_used(query, idx.abbreviations()) for t in index_terms(a)}
-        terms = [t for t in dict.fromkeys(index_terms(lex_query)) if t not in abbr]
+        abbr = {t for a in abbreviations_used(query, idx.abbreviations()) for t in index_terms_p(a)}
+        terms = [t for t in dict.fromkeys(index_terms_p(lex_query)) if t not in abbr]
         quantity = [t for t in terms if t in _QUANTITY]
         # Quantity words signal the answer type, not the topic: they weigh little.
         weights = {t: (0.5 if t in _QUANTITY or t in _LIGHT else idx.idf(t)) for t in terms}
@@ -96,8 +96,8 @@ class HybridRetriever(BaseRetriever):
             if sv is not None:
                 sim = max(sim, float((sv @ qv).max()))
             if u.doc not in alias_terms:
-                alias_terms[u.doc] = set(index_terms(idx.alias_text(u.doc)))
-            have = set(index_terms(f"{u.embed_text} {expand(u.text, idx.abbreviations())}")) | alias_terms[u.doc]
+                alias_terms[u.doc] = set(index_terms_p(idx.alias_text(u.doc)))
+            have = set(index_terms_p(f"{u.embed_text} {expand(u.text, idx.abbreviations())}")) | alias_terms[u.doc]
             if quantity and any(c.isdigit() for c in u.text):
                 have |= set(quantity)  # "what percentage" is answered by a number
             cov = sum(w for t, w in weights.items() if t in have) / total
@@ -107,7 +107,7 @@ class HybridRetriever(BaseRetriever):
             if u.doc in mentioned:
                 score += 0.05
             if u.kind == "row" and u.cells:  # a question that names the row ("neutropenia") wants it
-                label = set(index_terms(u.text.split(" — ")[-len(u.cells) - 1]))
+                label = set(index_terms_p(u.text.split(" — ")[-len(u.cells) - 1]))
                 if label:
                     score += 0.1 * len(label & set(weights)) / len(label)
             if _BACK_MATTER.search(u.section):
@@ -119,6 +119,11 @@ class HybridRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         return [to_document(p) for p in self.passages(query, kwargs.get("k"))]
+
+
+def index_terms_p(text: str) -> list[str]:
+    """Retrieval terms: hyphenated words also count by their parts."""
+    return index_terms(text, parts=True)
 
 
 _QUANTITY = frozenset(index_terms("percentage percent proportion fraction share rate rates number count"))

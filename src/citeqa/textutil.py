@@ -50,11 +50,17 @@ def _stemmer():
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    return _stemmer()(word)
+    s: str = _stemmer()(word)
+    # Porter gives "stratifi" for "stratified" but "stratif" for "stratification" (also classify,
+    # modify, identify, quantify...): join the two.
+    return s[:-1] if s.endswith("ifi") else s
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-cased, stemmed word tokens plus numbers kept whole ("37.8", "50,000", "90%")."""
+def tokens(text: str, parts: bool = False) -> list[str]:
+    """Lower-cased, stemmed word tokens plus numbers kept whole ("37.8", "50,000", "90%").
+
+    With ``parts``, hyphenated words also yield their parts, so "stem-cell" meets "stem cell" (retrieval).
+    """
     out = []
     for t in _TOKEN.findall(normalise(text).lower()):
         if t[0].isdigit():
@@ -63,12 +69,14 @@ def tokens(text: str) -> list[str]:
             out.append(t)
         else:
             out.append(stem(t))
+            if parts and "-" in t:
+                out.extend(stem(p) for p in t.split("-") if len(p) > 1)
     return out
 
 
-def index_terms(text: str) -> list[str]:
+def index_terms(text: str, parts: bool = False) -> list[str]:
     """BM25 terms: stemmed tokens without stopwords (numbers kept whole)."""
-    return [t for t in tokens(text) if t not in _STOP_STEMS]
+    return [t for t in tokens(text, parts) if t not in _STOP_STEMS]
 
 
 def content_terms(text: str) -> list[str]:

@@ -239,6 +239,8 @@ def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = Non
         by_doc.setdefault(s.cand.unit.doc, set()).update(s.covered)
     if mentioned and len(mentioned) > 1:
         covered = set().union(*by_doc.values())
+    elif mentioned and next(iter(mentioned)) in by_doc:
+        covered = by_doc[next(iter(mentioned))]  # the study the question names must answer it
     else:
         covered = max(by_doc.values(), key=lambda c: sum(q.weights.get(t, 0.0) for t in c if t in q.core))
     # Support is judged on the question's own terms; a follow-up's earlier turn only steers retrieval.
@@ -255,6 +257,8 @@ def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = Non
     # A figure for the study the question names must come from that study's document.
     if mentioned and not any(s.cand.unit.doc in mentioned for s in picked):
         value *= 0.4
+    elif mentioned and len(mentioned) == 1 and picked[0].cand.unit.doc not in mentioned:
+        value *= 0.7  # led by another study's figure
     # Time points and thresholds in the question ("3-year", "under 35") must be in the evidence.
     if q.numbers and not q.numbers <= set(numbers(texts)):
         value *= 0.6
