@@ -255,15 +255,20 @@ def timed(fn: Any, items: list[Any]) -> list[float]:
         out.append((time.perf_counter() - t) * 1000)
     return out
 
-def hnsw_sq(X: np.ndarray, settings: Settings, storage: str) -> Any:
-    """HNSW over scalar-quantised vectors (an alternative to IndexHNSWFlat; not what the index builds)."""
+def hnsw_alt(X: np.ndarray, settings: Settings, storage: str, ef_construction: int) -> Any:
+    """An HNSW variant to compare with what the index builds: scalar-quantised storage and/or another
+    efConstruction (index._faiss_index fixes IndexHNSWFlat with efConstruction 80)."""
     import faiss
 
-    qtype = faiss.ScalarQuantizer.QT_8bit if storage == "sq8" else faiss.ScalarQuantizer.QT_fp16
-    index = faiss.IndexHNSWSQ(X.shape[1], qtype, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 80
+    d, m, ip = X.shape[1], settings.hnsw_m, faiss.METRIC_INNER_PRODUCT
+    if storage == "flat":
+        index = faiss.IndexHNSWFlat(d, m, ip)
+    else:
+        qtype = faiss.ScalarQuantizer.QT_8bit if storage == "sq8" else faiss.ScalarQuantizer.QT_fp16
+        index = faiss.IndexHNSWSQ(d, qtype, m, ip)
+        index.train(X[:: max(1, len(X) // 100_000)])
+    index.hnsw.efConstruction = ef_construction
     index.hnsw.efSearch = settings.hnsw_ef_search
-    index.train(X[:: max(1, len(X) // 100_000)])
     index.add(X)
     return index
 
@@ -304,7 +309,7 @@ def hnsw_recall(fi: Any, X: np.ndarray, Q: np.ndarray, ef_sweep: list[int], sett
 def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list[Unit],
                  docs: dict[str, DocRecord], abbrevs: dict[str, str], emb: Any, qs: list[str], Q: np.ndarray,
                  tmp: Path, unit_mb: float, n_max: int, ef_sweep: list[int], query_threads: list[str],
-                 storage: str, dense_only: bool) -> dict[str, Any]:
+                 storage: str, ef_construction: int, dense_only: bool) -> dict[str, Any]:
     import faiss
 
     print(f"=== {n:,} units ===", flush=True)
@@ -317,8 +322,8 @@ def measure_size(n: int, *, settings: Settings, vectors: np.ndarray, units: list
     r0 = rss()
     reset_peak()
     t = time.perf_counter()
-    fi = _faiss_index(X, settings) if storage == "flat" or n <= settings.ann_threshold else \
-        hnsw_sq(X, settings, storage)
+    as_index = (storage == "flat" and ef_construction == 80) or n <= settings.ann_threshold
+    fi = _faiss_index(X, settings) if as_index else hnsw_alt(X, settings, storage, ef_construction)
     res["faiss_s"] = time.perf_counter() - t
     res["faiss_type"] = type(fi).__name__
     res["faiss_peak_mb"] = peak() - r0
@@ -407,6 +412,8 @@ def main() -> None:
     ap.add_argument("--storage", choices=("flat", "sq8", "fp16"), default="flat",
                     help="HNSW vector storage: flat = as index._faiss_index (IndexHNSWFlat); sq8/fp16 = "
                          "IndexHNSWSQ, an alternative to compare (same M, efConstruction 80)")
+    ap.add_argument("--ef-construction", type=int, default=80,
+                    help="HNSW efConstruction; other than 80 builds the variant itself (index fixes 80)")
     ap.add_argument("--dense-only", action="store_true", help="FAISS only: skip BM25 and the retriever")
     ap.add_argument("--seed-index-dir", type=Path, default=None,
                     help="index root holding the seed index (default: the project's, else a temp build)")
@@ -427,6 +434,9 @@ def main() -> None:
           f"load avg {loadavg()}")
     print(f"settings: ann_threshold={settings.ann_threshold} hnsw_m={settings.hnsw_m} "
           f"hnsw_ef_search={settings.hnsw_ef_search} (efConstruction 80, fixed in index._faiss_index)")
+    if args.storage != "flat" or args.ef_construction != 80:
+        print(f"VARIANT, not what the index builds: HNSW storage {args.storage}, "
+              f"efConstruction {args.ef_construction}")
 
     tmp = Path(tempfile.mkdtemp(prefix="citeqa-bench-scale-"))
     results: list[dict[str, Any]] = []
@@ -498,7 +508,7 @@ def main() -> None:
                "emb": emb, "qs": qs, "Q": Q, "tmp": tmp, "unit_mb": unit_mb, "n_max": n_max,
                "ef_sweep": [int(e) for e in args.ef_sweep.split(",")],
                "query_threads": args.query_threads.split(","), "storage": args.storage,
-               "dense_only": args.dense_only}
+               "dense_only": args.dense_only, "ef_construction": args.ef_construction}
         for n in sizes:
             r = measure_size(n, **ctx)
             r.pop("exact_D", None)
