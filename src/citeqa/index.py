@@ -8,6 +8,7 @@ import json
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -456,6 +457,7 @@ def _persist(settings: Settings, snap: _Snapshot) -> _Snapshot:
     faiss.write_index(snap.faiss, str(tmp / "faiss.index"))
     if snap.units:
         snap.bm25.save(str(tmp / "bm25"))
+    per_doc = Counter(u.doc for u in snap.units)  # one pass, not one per document
     manifest = {
         "format": 1,
         "model": settings.embed_model,
@@ -464,7 +466,7 @@ def _persist(settings: Settings, snap: _Snapshot) -> _Snapshot:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "units": len(snap.units),
         "files": {name: {"hash": r.content_hash, "source": r.source,
-                         "units": sum(1 for u in snap.units if u.doc == name)}
+                         "units": per_doc.get(name, 0)}
                   for name, r in snap.docs.items()},
     }
     # The manifest is written last: a build without one is incomplete and never published.

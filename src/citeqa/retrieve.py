@@ -40,9 +40,11 @@ class HybridRetriever(BaseRetriever):
         dense = self.index.search_dense(qv, s.candidate_k * 2)
         units = self.index.units
         # Max-sim list: a chunk scores as its best sentence; single-sentence units keep their own score.
-        maxsim = dict(self.index.search_sentences(qv, s.candidate_k))
-        for uid, sc in dense:
-            maxsim[uid] = max(maxsim.get(uid, -1.0), sc)
+        maxsim: dict[int, float] = {}
+        if s.sentence_weight > 0:  # off by default: skip the sentence search on the hot path
+            maxsim = dict(self.index.search_sentences(qv, s.candidate_k))
+            for uid, sc in dense:
+                maxsim[uid] = max(maxsim.get(uid, -1.0), sc)
         lists = [
             (s.dense_weight, dense[: s.candidate_k]),
             (s.sentence_weight, sorted(maxsim.items(), key=lambda x: -x[1])[: s.candidate_k]),
