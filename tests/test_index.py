@@ -79,13 +79,13 @@ def test_build_then_load_round_trip(tmp_path: Path) -> None:
     built = Index.build([SEEDS_DIR], settings, embedder=emb)
     loaded = Index.load(settings, embedder=HashEmbedder())
     assert loaded.path == built.path and loaded.path is not None
-    assert loaded.units == built.units and len(loaded.units) > 100
+    assert list(loaded.units) == list(built.units) and len(loaded.units) > 100
     assert [u.id for u in loaded.units] == list(range(len(loaded.units)))
     for a, b in ((loaded.snap.vectors, built.snap.vectors), (loaded.snap.sent_vectors, built.snap.sent_vectors),
-                 (loaded.snap.sent_index, built.snap.sent_index)):
+                 (loaded.snap.sent_ptr, built.snap.sent_ptr)):
         assert a.dtype == b.dtype and np.array_equal(a, b)
-    assert loaded.snap.vectors.dtype == np.float32
-    assert np.allclose(np.linalg.norm(loaded.snap.vectors, axis=1), 1.0, atol=1e-5)
+    assert loaded.snap.vectors.dtype == np.float16  # half the memory; cosine error below 1e-3
+    assert np.allclose(np.linalg.norm(loaded.snap.vectors.astype(np.float32), axis=1), 1.0, atol=2e-3)
     assert sorted(loaded.snap.docs) == SEED_NAMES
     for name in SEED_NAMES:
         assert loaded.doc_text(name) == built.doc_text(name) == read_loader_text(SEEDS_DIR / name)
@@ -95,7 +95,7 @@ def test_build_then_load_round_trip(tmp_path: Path) -> None:
     assert loaded.search_dense(q, 8) == built.search_dense(q, 8)
     assert loaded.search_bm25("grade 3 neutropenia", 8) == built.search_bm25("grade 3 neutropenia", 8)
     # Index.load also accepts the fingerprint directory itself.
-    assert Index.load(settings.index_path()).units == built.units
+    assert list(Index.load(settings.index_path()).units) == list(built.units)
 
 
 def test_manifest_records_model_settings_and_file_hashes(built: Settings) -> None:

@@ -41,7 +41,10 @@ class Settings(BaseSettings):
         200_000, ge=1, description="Above this many units FAISS switches from exact to HNSW search."
     )
     hnsw_m: int = Field(32, ge=4, description="HNSW graph degree for large indexes.")
-    hnsw_ef_search: int = Field(64, ge=8, description="HNSW search breadth (recall vs speed).")
+    hnsw_ef_construction: int = Field(
+        200, ge=8, description="HNSW build breadth (graph quality vs build time); used when an index is built."
+    )
+    hnsw_ef_search: int = Field(256, ge=8, description="HNSW search breadth (recall vs speed).")
 
     # --- retrieval
     top_k: int = Field(5, ge=1, le=100, description="Passages returned by the retriever (and shown).")
@@ -95,5 +98,5 @@ class Settings(BaseSettings):
         return self.index_dir / self.fingerprint()
 
 
-# Bump when ingestion or tokenisation changes what the index stores, so stale indexes are not reused.
-INGEST_VERSION = 5
+# Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
+INGEST_VERSION = 6  # 6: memory-mapped storage (format 2)

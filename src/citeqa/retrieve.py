@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,9 @@ from citeqa.abbrev import abbreviations_used, expand
 from citeqa.config import Settings
 from citeqa.index import Index
 from citeqa.textutil import index_terms, numbers
-from citeqa.types import Passage, Unit
+from citeqa.types import Passage
+
+DocOf = Callable[[int], str]
 
 
 class HybridRetriever(BaseRetriever):
@@ -39,6 +42,7 @@ class HybridRetriever(BaseRetriever):
         lex_query = " ".join(x for x in (query, extra_terms, expansion) if x)
         dense = self.index.search_dense(qv, s.candidate_k * 2)
         units = self.index.units
+        doc_of = self.index.doc_of
         # Max-sim list: a chunk scores as its best sentence; single-sentence units keep their own score.
         maxsim: dict[int, float] = {}
         if s.sentence_weight > 0:  # off by default: skip the sentence search on the hot path
@@ -58,12 +62,12 @@ class HybridRetriever(BaseRetriever):
         candidates = sorted(fused, key=lambda u: -fused[u])[: s.candidate_k]
         if mentioned:  # a named document's best units join the pool even if fusion missed them
             for uid, _ in dense:
-                if units[uid].doc in mentioned and uid not in candidates:
+                if doc_of(uid) in mentioned and uid not in candidates:
                     candidates.append(uid)
         scored = self.rerank(query, qv, candidates, mentioned, lex_query)
         ranked = sorted(scored, key=lambda u: -scored[u])
-        order = _diverse(ranked, units, k, mentioned, _MULTI_DOC.search(query))
-        order = _corroborate(order, ranked, scored, units)
+        order = _diverse(ranked, doc_of, k, mentioned, _MULTI_DOC.search(query))
+        order = _corroborate(order, ranked, scored, doc_of)
         fused = scored
         out = []
         for r, uid in enumerate(order):
@@ -87,19 +91,21 @@ class HybridRetriever(BaseRetriever):
         # Quantity words signal the answer type, not the topic: they weigh little.
         weights = {t: (0.5 if t in _QUANTITY or t in _LIGHT else idx.idf(t)) for t in terms}
         total = sum(weights.values()) or 1.0
+        term_id = {t: i for t in terms if (i := idx.snap.vocab.get(t)) is not None}
         qnums = set(numbers(query))
-        vectors = idx.snap.vectors
         out: dict[int, float] = {}
         alias_terms: dict[str, set[str]] = {}
         for uid in candidates:
             u = idx.units[uid]
-            sim = float(vectors[uid] @ qv)
+            sim = float(idx.unit_vector(uid) @ qv)
             sv = idx.sentence_vectors(uid)
             if sv is not None:
                 sim = max(sim, float((sv @ qv).max()))
             if u.doc not in alias_terms:
                 alias_terms[u.doc] = set(index_terms_p(idx.alias_text(u.doc)))
-            have = set(index_terms_p(f"{u.embed_text} {expand(u.text, idx.abbreviations())}")) | alias_terms[u.doc]
+            # The unit's indexed terms (text, section, abbreviation long forms), read from the BM25 rows.
+            unit_ids = idx.unit_term_ids(uid)
+            have = {t for t, i in term_id.items() if i in unit_ids} | alias_terms[u.doc]
             if quantity and any(c.isdigit() for c in u.text):
                 have |= set(quantity)  # "what percentage" is answered by a number
             cov = sum(w for t, w in weights.items() if t in have) / total
@@ -141,20 +147,20 @@ _MULTI_DOC = re.compile(
     r"all (three|four|five|the))\b", re.I)
 
 
-def _diverse(ranked: list[int], units: list[Unit], k: int, mentioned: set[str], multi: object) -> list[int]:
+def _diverse(ranked: list[int], doc_of: DocOf, k: int, mentioned: set[str], multi: object) -> list[int]:
     """Top-k with every mentioned document represented; a cross-document question spreads over documents."""
     cap = max(1, k - 2) if (multi or len(mentioned) > 1) else k
     picked: list[int] = []
     per_doc: dict[str, int] = {}
     for doc in sorted(mentioned):
-        best = next((u for u in ranked if units[u].doc == doc), None)
+        best = next((u for u in ranked if doc_of(u) == doc), None)
         if best is not None and len(mentioned) > 1:
             picked.append(best)
             per_doc[doc] = 1
     for uid in ranked:
         if len(picked) >= k:
             break
-        d = units[uid].doc
+        d = doc_of(uid)
         if uid in picked or per_doc.get(d, 0) >= cap:
             continue
         picked.append(uid)
@@ -167,13 +173,13 @@ def _diverse(ranked: list[int], units: list[Unit], k: int, mentioned: set[str], 
     return sorted(picked, key=ranked.index)
 
 
-def _corroborate(order: list[int], ranked: list[int], scored: dict[int, float], units: list[Unit]) -> list[int]:
+def _corroborate(order: list[int], ranked: list[int], scored: dict[int, float], doc_of: DocOf) -> list[int]:
     """When one document fills the list, a close runner-up from another document takes the last place:
     readers want to see whether other sources agree."""
-    if len(order) < 3 or len({units[u].doc for u in order}) > 1:
+    if len(order) < 3 or len({doc_of(u) for u in order}) > 1:
         return order
-    doc = units[order[0]].doc
-    other = next((u for u in ranked if units[u].doc != doc), None)
+    doc = doc_of(order[0])
+    other = next((u for u in ranked if doc_of(u) != doc), None)
     if other is not None and scored[other] >= 0.9 * scored[order[-1]]:
         return [*order[:-1], other]
     return order

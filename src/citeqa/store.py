@@ -3,17 +3,24 @@
     index/<fingerprint>/CURRENT            name of the live build (switched atomically)
     index/<fingerprint>/builds/<id>/
         manifest.json   model, settings, per-file content hashes and counts
-        docs.jsonl      per document: meta, decoded text, hash, sections, tables
-        units.jsonl     retrieval units with sentence spans
-        vectors.npy     unit embeddings (float32, L2-normalised)
-        sent_vectors.npy + sent_index.npy   embeddings of sentences inside multi-sentence chunks
-        faiss.index     inner-product index over vectors.npy
-        bm25/           bm25s sparse matrices
+        docs.jsonl      per document: meta, hash, sections, tables, source, abbreviations it defines
+        texts.txt + texts.off.npy   decoded document texts (UTF-8, byte offsets); citations point into them
+        units.jsonl + units.off.npy retrieval units with sentence spans (line i is unit i)
+        unit_doc.npy    document number of each unit
+        vectors.npy     unit embeddings (float16, L2-normalised)
+        sent_vectors.npy + sent_ptr.npy   embeddings of the sentences inside multi-sentence chunks
+        faiss.index     inner-product index over the unit embeddings (exact, or HNSW with 8-bit storage)
+        bm25/           term rows and postings (see bm25.py), vocab.json
+        aliases.json    per document, the catalog words that name it
+
+Large files are memory-mapped when loaded: a question reads only the units, vectors and postings it
+touches, so serving memory stays far below the index size.
 """
 
 from __future__ import annotations
 
 import json
+import mmap as _mmap
 import os
 import shutil
 import time
@@ -30,14 +37,15 @@ from citeqa.types import DocMeta, Sentence, Unit
 
 def unit_to_json(u: Unit) -> dict[str, Any]:
     d = asdict(u)
+    del d["id"]  # a unit's id is its line number, so unchanged documents' lines are copied as-is
     d["sentences"] = [[s.start, s.end, s.text, int(s.continues)] for s in u.sentences]
     d["cells"] = [list(c) for c in u.cells]
     return d
 
 
-def unit_from_json(d: dict[str, Any]) -> Unit:
+def unit_from_json(d: dict[str, Any], uid: int) -> Unit:
     return Unit(
-        id=int(d["id"]), doc=d["doc"], section=d["section"], kind=d["kind"], start=int(d["start"]),
+        id=uid, doc=d["doc"], section=d["section"], kind=d["kind"], start=int(d["start"]),
         end=int(d["end"]), text=d["text"],
         sentences=tuple(Sentence(int(a), int(b), t, bool(c)) for a, b, t, c in d["sentences"]),
         table=d.get("table", ""), cells=tuple((h, v) for h, v in d.get("cells", [])), lead=d.get("lead", ""),
@@ -98,5 +106,69 @@ def save_array(path: Path, arr: np.ndarray) -> None:
     np.save(path, arr, allow_pickle=False)
 
 
-def load_array(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+def load_array(path: Path, mmap: bool = False, random_access: bool = False) -> np.ndarray:
+    arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    if random_access:
+        _no_readahead(getattr(arr, "_mmap", None))
+    return arr
+
+
+def _no_readahead(mm: Any) -> None:
+    """Rows are read one at a time in random order: reading ahead would only fill memory with
+    neighbours nobody asked for (a 1.5 KB vector pulled in 128 KB)."""
+    if mm is not None and hasattr(mm, "madvise") and hasattr(_mmap, "MADV_RANDOM"):
+        mm.madvise(_mmap.MADV_RANDOM)
+
+
+class Records:
+    """Line-addressed storage: line i of ``name`` spans bytes ``off[i]:off[i+1]``, read through mmap.
+
+    Used for unit JSON and for document texts. Writing copies unchanged byte ranges from the previous
+    build without decoding them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.off = np.load(path.with_suffix(".off.npy"), allow_pickle=False)
+        size = path.stat().st_size
+        if len(self.off) == 0 or int(self.off[-1]) != size:
+            raise ValueError(f"{path.name}: offsets do not match the file size")
+        self._mm: _mmap.mmap | None = None
+        if size:
+            with path.open("rb") as f:
+                self._mm = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
+            _no_readahead(self._mm)
+
+    def __len__(self) -> int:
+        return len(self.off) - 1
+
+    def raw(self, lo: int, hi: int | None = None) -> bytes:
+        """Bytes of records ``lo`` up to ``hi`` (exclusive; one record when ``hi`` is None)."""
+        hi = lo + 1 if hi is None else hi
+        if self._mm is None or hi <= lo:
+            return b""
+        return self._mm[int(self.off[lo]) : int(self.off[hi])]
+
+    def text(self, i: int) -> str:
+        return self.raw(i).decode("utf-8")
+
+
+class RecordWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f = path.open("wb")
+        self._off = [0]
+
+    def add(self, data: bytes) -> None:
+        self._f.write(data)
+        self._off.append(self._off[-1] + len(data))
+
+    def add_raw(self, data: bytes, lengths: np.ndarray) -> None:
+        """Copy several records at once (``lengths`` gives each one's byte size)."""
+        self._f.write(data)
+        ends = np.cumsum(np.asarray(lengths, np.int64)) + self._off[-1]
+        self._off.extend(int(x) for x in ends)
+
+    def close(self) -> None:
+        self._f.close()
+        np.save(self.path.with_suffix(".off.npy"), np.asarray(self._off, np.int64), allow_pickle=False)
