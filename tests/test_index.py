@@ -114,7 +114,7 @@ def test_manifest_records_model_settings_and_file_hashes(built: Settings) -> Non
         assert f["hash"] == idx.snap.docs[name].content_hash
         assert f["units"] == sum(1 for u in idx.units if u.doc == name) > 0
     assert m["units"] == len(idx.units)
-    # Nothing in a build is pickled: only JSON, .npy, the FAISS file and bm25s arrays.
+    # Nothing in a build is pickled: only JSON, .npy, text and the FAISS file.
     for p in idx.path.rglob("*"):
         assert p.suffix not in {".pkl", ".pickle"}
         if p.suffix == ".npy":
