@@ -77,6 +77,21 @@ def mem() -> dict[str, float]:
     return out
 
 
+def mapped_rss(under: Path) -> dict[str, float]:
+    """MiB of this process's memory that are pages of each file under ``under`` (the mapped index files)."""
+    out: dict[str, float] = {}
+    path = ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        first = line.split(maxsplit=1)[0]
+        if "-" in first and not first.endswith(":"):  # a mapping's header line
+            last = line.rstrip().split()[-1]
+            path = last if last.startswith(str(under)) else ""
+        elif path and first == "Rss:":
+            name = "/".join(Path(path).parts[-2:]) if "bm25" in path else Path(path).name
+            out[name] = out.get(name, 0.0) + int(line.split()[1]) / 1024
+    return out
+
+
 def reset_peak() -> None:
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
@@ -280,6 +295,8 @@ def child(args: argparse.Namespace) -> None:
     res["ask"] = timed(lambda i: assistant.ask(qs[i]), n)
     trim()
     res["mem_queried"] = mem()
+    res["index_pages"] = mapped_rss(settings.index_dir)
+    res["index_pages_mb"] = sum(res["index_pages"].values())
     fi = idx.snap.faiss
     if hasattr(fi, "hnsw"):  # recall@10 against exact search over the same stored vectors
         vec = idx.snap.vectors
@@ -313,6 +330,9 @@ def measure(n: int, parsed: list[ParsedDoc], records: dict[str, DocRecord], vecs
             args: argparse.Namespace, qdir: Path) -> dict[str, Any]:
     print(f"=== {n:,} units, {len(parsed):,} documents ===", flush=True)
     res: dict[str, Any] = {"units": n, "docs": len(parsed)}
+    if args.keep and (settings.index_path() / "CURRENT").is_file():
+        print("  (kept index reused: serving figures only)")
+        return res | serve_figures(settings, args, qdir, res)
     trim()
     before = mem()["VmRSS"]
     reset_peak()
@@ -336,6 +356,13 @@ def measure(n: int, parsed: list[ParsedDoc], records: dict[str, DocRecord], vecs
     del old
     print(f"  adding one {len(pd.units)}-unit document: {res['add_doc_s']:.1f} s", flush=True)
     trim()
+    serve_figures(settings, args, qdir, res)
+    if not args.keep:
+        shutil.rmtree(settings.index_dir, ignore_errors=True)
+    return res
+
+
+def serve_figures(settings: Settings, args: argparse.Namespace, qdir: Path, res: dict[str, Any]) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(settings.index_dir), "--queries-dir", str(qdir),
          "--overrides", args.overrides_json, "--ef-sweep", ",".join(map(str, args.ef_sweep))],
@@ -348,17 +375,22 @@ def measure(n: int, parsed: list[ParsedDoc], records: dict[str, DocRecord], vecs
     m0, m1, m2 = serve["mem_model"], serve["mem_loaded"], serve["mem_queried"]
     res["ram_beyond_model_mb"] = m2["VmRSS"] - m0["VmRSS"]
     res["anon_beyond_model_mb"] = m2["RssAnon"] - m0["RssAnon"]
+    # What the index costs: heap growth plus its own mapped file pages (other file-backed growth is
+    # shared-library code, e.g. torch kernels first used by longer questions).
+    res["index_ram_mb"] = res["anon_beyond_model_mb"] + serve["index_pages_mb"]
     print(f"  serving (fresh process, load avg {serve['loadavg']}): load {serve['load_s']:.2f} s, first question "
           f"{serve['first_query_s'] * 1000:.0f} ms")
     print(f"  RSS beyond the model: after load +{m1['VmRSS'] - m0['VmRSS']:,.0f} MB, after queries "
           f"+{res['ram_beyond_model_mb']:,.0f} MB (anonymous +{res['anon_beyond_model_mb']:,.0f}, "
-          f"file-backed +{m2['RssFile'] - m0['RssFile']:,.0f}); model process {m0['VmRSS']:,.0f} MB")
+          f"file-backed +{m2['RssFile'] - m0['RssFile']:,.0f}, of which index files {serve['index_pages_mb']:,.0f}); "
+          f"index total {res['index_ram_mb']:,.0f} MB; model process {m0['VmRSS']:,.0f} MB")
+    print("  resident index file pages, MB: " + ", ".join(
+        f"{k} {v:,.0f}" for k, v in sorted(serve["index_pages"].items(), key=lambda x: -x[1]) if v >= 1))
     print("  ms p50/p95: " + ", ".join(f"{k} {serve[k]['p50']:.1f}/{serve[k]['p95']:.1f}"
                                         for k in ("dense", "bm25", "hybrid", "ask")))
     for s in serve.get("hnsw", []):
         print(f"  HNSW efSearch {s['ef']:>4}: recall@10 {s['recall10']:.3f}, k=10 search p95 {s['p95_ms']:.2f} ms")
     print(flush=True)
-    shutil.rmtree(settings.index_dir, ignore_errors=True)
     return res
 
 
@@ -376,6 +408,9 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "citeqa-scale-cache")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="build the indexes under this directory and keep them; an index already there is "
+                         "reused (serving figures only)")
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--queries-dir", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
@@ -438,17 +473,20 @@ def main() -> None:
             sub = parsed[:n_docs]
             n_units = sum(len(pd.units) for pd in sub)
             n_sent = sum(len(u.sentences) for pd in sub for u in pd.units if u.kind == "chunk" and len(u.sentences) > 1)
-            settings = base_settings.model_copy(update={"index_dir": tmp / f"index-{n}"})
+            settings = base_settings.model_copy(update={"index_dir": (args.keep or tmp) / f"index-{n}"})
             results.append(measure(n_units, sub, records, vecs[:n_units], svecs[:n_sent],
                                    (extra_pd, extra_rec, ev, esv), settings, args, tmp))
-        print("summary: RAM = RSS of a serving process beyond the same process with only the model loaded")
-        print(f"{'units':>10} {'build s':>8} {'+1 doc s':>8} {'disk MB':>8} {'RAM MB':>7} {'(anon)':>7} "
+        print("summary: RAM = RSS of a serving process beyond the same process with only the model loaded; "
+              "index = its heap growth + resident pages of its mapped files")
+        print(f"{'units':>10} {'build s':>8} {'+1 doc s':>8} {'disk MB':>8} {'RAM MB':>7} {'index':>7} "
               f"{'dense p95':>9} {'bm25 p95':>9} {'hybrid p50/p95':>15} {'ask p50/p95':>13} {'recall@10':>9}")
         for r in results:
             rec = next((s["recall10"] for s in r.get("hnsw", []) if s["ef"] == base_settings.hnsw_ef_search),
                        1.0 if "hnsw" not in r else float("nan"))
-            print(f"{r['units']:>10,} {r['build_s']:>8.1f} {r['add_doc_s']:>8.1f} {r['disk_total'] / 2**20:>8,.0f} "
-                  f"{r['ram_beyond_model_mb']:>7,.0f} {r['anon_beyond_model_mb']:>7,.0f} "
+            nan = float("nan")
+            print(f"{r['units']:>10,} {r.get('build_s', nan):>8.1f} {r.get('add_doc_s', nan):>8.1f} "
+                  f"{r.get('disk_total', nan) / 2**20:>8,.0f} "
+                  f"{r['ram_beyond_model_mb']:>7,.0f} {r['index_ram_mb']:>7,.0f} "
                   f"{r['dense']['p95']:>9.1f} {r['bm25']['p95']:>9.1f} "
                   f"{r['hybrid']['p50']:>7.1f}/{r['hybrid']['p95']:<7.1f} "
                   f"{r['ask']['p50']:>6.1f}/{r['ask']['p95']:<6.1f} "

@@ -85,7 +85,7 @@ def test_build_then_load_round_trip(tmp_path: Path) -> None:
                  (loaded.snap.sent_ptr, built.snap.sent_ptr)):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert loaded.snap.vectors.dtype == np.float16  # half the memory; cosine error below 1e-3
-    assert np.allclose(np.linalg.norm(loaded.snap.vectors.astype(np.float32), axis=1), 1.0, atol=2e-3)
+    assert np.allclose(np.linalg.norm(np.asarray(loaded.snap.vectors, np.float32), axis=1), 1.0, atol=2e-3)
     assert sorted(loaded.snap.docs) == SEED_NAMES
     for name in SEED_NAMES:
         assert loaded.doc_text(name) == built.doc_text(name) == read_loader_text(SEEDS_DIR / name)

@@ -1,4 +1,4 @@
-"""BM25 over retrieval units: memory-mapped postings, incremental tokenisation, exact top-k with pruning.
+"""BM25 over retrieval units: postings read from disk, incremental tokenisation, exact top-k with pruning.
 
 Scores follow Lucene's BM25 (k1=1.5, b=0.75), the variant bm25s uses. Two layouts are kept:
 
@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -140,9 +141,10 @@ class BM25:
 
     @classmethod
     def load(cls, d: Path) -> BM25:
-        # Memory-mapped: a query touches only the postings of its own terms.
-        a = {name: store.load_array(d / f"{name}.npy", mmap=True, random_access=name.startswith("rows_"))
-             for name in cls._FILES}
+        # Per-unit rows and the postings stay on disk: a query reads only its own terms' postings.
+        a: dict[str, Any] = {name: store.ArrayFile(d / f"{name}.npy") for name in cls._FILES}
+        for small in ("rows_indptr", "post_ptr", "max_w"):  # one entry per unit or term: kept in memory
+            a[small] = store.load_array(d / f"{small}.npy")
         meta = json.loads((d / "meta.json").read_text())
         bm = cls(Rows(a["rows_indptr"], a["rows_terms"], a["rows_tf"]), int(meta["n_vocab"]), a["post_ptr"],
                  a["post_units"], a["post_w"], a["max_w"])

@@ -99,4 +99,4 @@ class Settings(BaseSettings):
 
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
-INGEST_VERSION = 6  # 6: memory-mapped storage (format 2)
+INGEST_VERSION = 6  # 6: storage format 2 (units, texts, vectors and postings read from disk)

@@ -1,7 +1,7 @@
 """One index build on disk and in memory: writing it (copying unchanged documents) and loading it lazily.
 
-Units, document texts, vectors and BM25 postings stay in memory-mapped files; only what a question
-touches is read. Units of one document are contiguous, so an unchanged document is carried into the
+Units, document texts, vectors and BM25 postings stay in their files (read with pread); only what a
+question touches is read. Units of one document are contiguous, so an unchanged document is carried into the
 next build as byte ranges and array slices, without decoding, re-tokenising or re-embedding it.
 """
 
@@ -93,8 +93,8 @@ class Snapshot:
     units: Units
     unit_doc: np.ndarray  # int32: position of each unit's document in ``docs``
     texts: store.Records | None
-    vectors: np.ndarray  # float16, memory-mapped
-    sent_vectors: np.ndarray  # float16, memory-mapped
+    vectors: np.ndarray | store.ArrayFile  # float16, read from disk row by row
+    sent_vectors: np.ndarray | store.ArrayFile
     sent_ptr: np.ndarray  # int64: sentences of unit i are rows sent_ptr[i]:sent_ptr[i+1]
     faiss: Any
     bm25: BM25 | None
@@ -291,12 +291,12 @@ def _is_ann(index: Any) -> bool:
     return hasattr(index, "hnsw")
 
 
-def _add(index: Any, vectors: np.ndarray, batch: int = 65536) -> None:
+def _add(index: Any, vectors: np.ndarray | store.ArrayFile, batch: int = 65536) -> None:
     for a in range(0, len(vectors), batch):  # float32 copies one batch at a time
         index.add(np.ascontiguousarray(vectors[a : a + batch], dtype=np.float32))
 
 
-def faiss_index(vectors: np.ndarray, settings: Settings) -> Any:
+def faiss_index(vectors: np.ndarray | store.ArrayFile, settings: Settings) -> Any:
     """Exact inner-product search up to ``ann_threshold`` vectors; HNSW over 8-bit scalar-quantised vectors
     above it (a quarter of the memory of float32, with the same recall on MiniLM vectors)."""
     import faiss
@@ -378,10 +378,10 @@ def load_snapshot(build: Path, settings: Settings) -> Snapshot:
                                    int(d.get("chars", 0)), tuple((a, b) for a, b in d.get("abbreviations", [])))
     units = store.Records(build / "units.jsonl")
     texts = store.Records(build / "texts.txt")
-    vectors = store.load_array(build / "vectors.npy", mmap=True, random_access=True)
+    vectors = store.ArrayFile(build / "vectors.npy")
     unit_doc = store.load_array(build / "unit_doc.npy")
     sent_ptr = store.load_array(build / "sent_ptr.npy")
-    sent_vectors = store.load_array(build / "sent_vectors.npy", mmap=True, random_access=True)
+    sent_vectors = store.ArrayFile(build / "sent_vectors.npy")
     n = len(units)
     if len(vectors) != n or len(unit_doc) != n or len(sent_ptr) != n + 1 or len(texts) != len(docs):
         raise ValueError("units, vectors and documents disagree")

@@ -13,18 +13,18 @@
         bm25/           term rows and postings (see bm25.py), vocab.json
         aliases.json    per document, the catalog words that name it
 
-Large files are memory-mapped when loaded: a question reads only the units, vectors and postings it
-touches, so serving memory stays far below the index size.
+Large files stay on disk when loaded (read with pread): a question reads only the units, vectors and
+postings it touches, so serving memory stays far below the index size.
 """
 
 from __future__ import annotations
 
 import json
-import mmap as _mmap
 import os
 import shutil
 import time
 import uuid
+import weakref
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -106,22 +106,80 @@ def save_array(path: Path, arr: np.ndarray) -> None:
     np.save(path, arr, allow_pickle=False)
 
 
-def load_array(path: Path, mmap: bool = False, random_access: bool = False) -> np.ndarray:
-    arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    if random_access:
-        _no_readahead(getattr(arr, "_mmap", None))
-    return arr
+def load_array(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
 
 
-def _no_readahead(mm: Any) -> None:
-    """Rows are read one at a time in random order: reading ahead would only fill memory with
-    neighbours nobody asked for (a 1.5 KB vector pulled in 128 KB)."""
-    if mm is not None and hasattr(mm, "madvise") and hasattr(_mmap, "MADV_RANDOM"):
-        mm.madvise(_mmap.MADV_RANDOM)
+class _File:
+    """A read-only file read with ``pread``: a question copies out the few rows it needs, so the
+    process holds none of the file (a memory map would; the kernel maps whole cached folios, and
+    touching 120 random vectors put a 70 MB file in the process's RSS). Thread-safe: no shared offset."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)  # closed when the snapshot holding it goes away
+
+    def read(self, start: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        data = os.pread(self._fd, size, start)
+        if len(data) != size:
+            raise ValueError(f"{self.path.name}: short read at byte {start} (file damaged?)")
+        return data
+
+
+class ArrayFile:
+    """A ``.npy`` array on disk, sliced like an array (``a[i]``, ``a[lo:hi]``) without loading it."""
+
+    def __init__(self, path: Path) -> None:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = header(f)
+            self._start = f.tell()
+        if fortran or dtype.hasobject:
+            raise ValueError(f"{path.name}: unsupported array layout")
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype = dtype
+        self._row = int(np.prod(self.shape[1:], dtype=np.int64)) * dtype.itemsize
+        if self._start + self._row * (self.shape[0] if self.shape else 0) > path.stat().st_size:
+            raise ValueError(f"{path.name}: file shorter than its header says")
+        self._file = _File(path)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, lo: int, hi: int) -> np.ndarray:
+        lo, hi = max(0, lo), min(hi, len(self))
+        n = max(0, hi - lo)
+        data = self._file.read(self._start + lo * self._row, n * self._row)
+        return np.frombuffer(data, self.dtype).reshape((n, *self.shape[1:]))
+
+    def __getitem__(self, i: int | slice | np.ndarray) -> np.ndarray:
+        if isinstance(i, np.ndarray):  # a sample of rows (sorted indexes read in one pass)
+            return np.stack([self[int(j)] for j in i]) if len(i) else self.rows(0, 0)
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(len(self))
+            return self.rows(lo, hi)[::step] if step != 1 else self.rows(lo, hi)
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.rows(i, i + 1)[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self.rows(0, len(self))
+        return a if dtype is None else a.astype(dtype)
 
 
 class Records:
-    """Line-addressed storage: line i of ``name`` spans bytes ``off[i]:off[i+1]``, read through mmap.
+    """Line-addressed storage: record i of ``path`` spans bytes ``off[i]:off[i+1]``.
 
     Used for unit JSON and for document texts. Writing copies unchanged byte ranges from the previous
     build without decoding them.
@@ -130,14 +188,9 @@ class Records:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.off = np.load(path.with_suffix(".off.npy"), allow_pickle=False)
-        size = path.stat().st_size
-        if len(self.off) == 0 or int(self.off[-1]) != size:
+        if len(self.off) == 0 or int(self.off[-1]) != path.stat().st_size:
             raise ValueError(f"{path.name}: offsets do not match the file size")
-        self._mm: _mmap.mmap | None = None
-        if size:
-            with path.open("rb") as f:
-                self._mm = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
-            _no_readahead(self._mm)
+        self._file = _File(path)
 
     def __len__(self) -> int:
         return len(self.off) - 1
@@ -145,9 +198,9 @@ class Records:
     def raw(self, lo: int, hi: int | None = None) -> bytes:
         """Bytes of records ``lo`` up to ``hi`` (exclusive; one record when ``hi`` is None)."""
         hi = lo + 1 if hi is None else hi
-        if self._mm is None or hi <= lo:
+        if hi <= lo:
             return b""
-        return self._mm[int(self.off[lo]) : int(self.off[hi])]
+        return self._file.read(int(self.off[lo]), int(self.off[hi] - self.off[lo]))
 
     def text(self, i: int) -> str:
         return self.raw(i).decode("utf-8")
