@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -127,24 +129,89 @@ def candidates(index: Index, passages: Sequence[Passage]) -> list[Candidate]:
     return out
 
 
-def _terms_with_synonyms(text: str, abbr: dict[str, str], cache: dict[str, frozenset[str]] | None = None
-                         ) -> frozenset[str]:
-    if cache is not None and text in cache:
-        return cache[text]
-    terms = set(index_terms(f"{text} {expand(text, abbr)}"))
+class TermCache:
+    """Bounded LRU of text -> terms, shared by the queries of one index snapshot (UI threads too)."""
+
+    def __init__(self, max_items: int = 20_000) -> None:
+        self.max_items = max_items
+        self._data: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> frozenset[str] | None:
+        with self._lock:
+            v = self._data.get(key)
+            if v is not None:
+                self._data.move_to_end(key)
+            return v
+
+    def put(self, key: str, value: frozenset[str]) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_items:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def term_cache(index: Index) -> TermCache:
+    cache = index.snap.derived.get("evidence_terms")
+    if not isinstance(cache, TermCache):
+        cache = index.snap.derived.setdefault("evidence_terms", TermCache())
+    return cache
+
+
+_NUMWORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "twelve": "12"}
+_NUM_WORD_UNIT = re.compile(r"\b(one|two|three|four|five|six|twelve)(?=[- ](?:year|month|week|day)s?\b)", re.I)
+
+
+def _terms_with_synonyms(text: str, abbr: dict[str, str], cache: TermCache | None = None) -> frozenset[str]:
+    if cache is not None and (hit := cache.get(text)) is not None:
+        return hit
+    # "Two-year" is the question's "2-year"; "salvage-treatment" also speaks of "salvage".
+    norm = _NUM_WORD_UNIT.sub(lambda m: _NUMWORDS[m.group(1).lower()], text)
+    terms = set(index_terms(f"{norm} {expand(norm, abbr)}", parts=True))
+    for t in [t for t in terms if "-" in t]:
+        terms.add(t.replace("-", ""))  # "event-free" meets "eventfree"
+    if "±" in text:
+        terms.add("mean")  # journal convention: plus-minus values are means ±SD
     # A question's everyday word counts as present when the report's word is there.
     for word, formal in SYNONYMS.items():
         if set(index_terms(formal)) <= terms:
             terms.update(index_terms(word))
     out = frozenset(terms)
     if cache is not None:
-        cache[text] = out
+        cache.put(text, out)
     return out
+
+
+def _has(term: str, terms: frozenset[str]) -> bool:
+    """A hyphenated question term ("stem-cel") is present when the text has it joined or its parts."""
+    if term in terms:
+        return True
+    if "-" not in term:
+        return False
+    if term.replace("-", "") in terms:
+        return True
+    *head, last = [p for p in term.split("-") if len(p) > 1] or [""]
+    # The whole word was stemmed, so its last part may be cut short ("stem-cel" for "stem-cell").
+    return bool(last) and all(p in terms for p in head) and any(x.startswith(last) for x in terms)
+
+
+# Digits that are not figures: table/figure pointers, P values, trial phases, codes ("CD19", "S2").
+_NOT_FIGURE = re.compile(
+    r"\b(?:tables?|fig(?:ure)?s?\.?|panels?)\s+S?\d+[A-Z]?(?:\s*(?:,|and|to)\s*S?\d+[A-Z]?)*"
+    r"|\bP\s*[=<>≤≥]\s*0?\.\d+|\bphase\s+\d\b|[A-Za-z]\d+", re.I)
+
+
+def has_figure(text: str) -> bool:
+    return bool(re.search(r"\d", _NOT_FIGURE.sub(" ", text)))
 
 
 def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
     abbr = index.abbreviations()
-    tc: dict[str, frozenset[str]] = index.snap.derived.setdefault("terms", {})  # per index snapshot
+    tc = term_cache(index)
     ctx_cache: dict[tuple[str, str], frozenset[str]] = {}
     # Names of a document ("TOWER") are covered by its catalog context; in a sentence they add nothing.
     aliases = {d: frozenset(t) for d, t in index.snap.derived.get("aliases", {}).items()}
@@ -161,9 +228,9 @@ def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
         have = own | ctx_cache[key]
         if before and not c.is_row:
             have = have | _terms_with_synonyms(before, abbr, tc)
-        has_number = bool(re.search(r"\d", c.sentence.text if not c.is_row else u.text))
-        covered = frozenset(t for t in q.weights if t in have)
-        own_cov = q.coverage(frozenset(t for t in q.weights if t in own))
+        has_number = has_figure(own_text)
+        covered = frozenset(t for t in q.weights if _has(t, have))
+        own_cov = q.coverage(frozenset(t for t in q.weights if _has(t, own)))
         sim = float(c.vector @ q.vector)
         s = 0.4 * sim + 0.45 * q.coverage(covered) + 0.15 * own_cov
         if q.numbers:
@@ -219,7 +286,6 @@ def select(q: Query, scored: Sequence[Scored], max_items: int, mentioned: set[st
 _STATISTIC = re.compile(
     r"\b(median|(?<!did )(?<!does )(?<!do )(?<!to )mean(?!\s*[?.,!'\"]|\s*$)|average|range|hazard ratio|odds ratio|"
     r"relative risk)\b", re.I)
-_NUMWORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "twelve": "12"}
 _TIME_POINT = re.compile(r"\b(\d+|one|two|three|four|five|six|twelve)[- ](year|month|week|day)s?\b", re.I)
 
 

@@ -1,0 +1,27 @@
+"""Unit checks of the evidence scorer's text helpers (no index needed)."""
+
+from __future__ import annotations
+
+from citeqa.answer.evidence import TermCache, _has, _terms_with_synonyms, has_figure
+
+
+def test_term_cache_is_bounded_lru() -> None:
+    c = TermCache(max_items=3)
+    for i in range(5):
+        c.put(str(i), frozenset({str(i)}))
+    assert len(c) == 3 and c.get("0") is None and c.get("4") == frozenset({"4"})
+    c.get("2")  # touched: survives the next eviction
+    c.put("5", frozenset())
+    assert c.get("2") is not None and c.get("3") is None
+
+
+def test_terms_normalise_number_words_hyphens_and_plus_minus() -> None:
+    t = _terms_with_synonyms("Two-year disease-free survival; salvage-treatment phase; 4.4 ± 15.5", {})
+    assert {"2", "year", "salvag"} <= t and "mean" in t
+    assert _has("disease-fre", t)
+    assert _has("stem-cel", _terms_with_synonyms("allogeneic stem cell transplantation", {}))
+
+
+def test_figures_ignore_references_and_codes() -> None:
+    assert not has_figure("The groups were similar (Table S2 and Fig. 2B; P = .05), see CD19.")
+    assert has_figure("49 patients (45%) received the regimen.")
