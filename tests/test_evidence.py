@@ -25,3 +25,15 @@ def test_terms_normalise_number_words_hyphens_and_plus_minus() -> None:
 def test_figures_ignore_references_and_codes() -> None:
     assert not has_figure("The groups were similar (Table S2 and Fig. 2B; P = .05), see CD19.")
     assert has_figure("49 patients (45%) received the regimen.")
+
+
+def test_question_shape_patterns() -> None:
+    from citeqa.answer.evidence import _DOSE, _FOCUS, _MEAN_VERB
+
+    assert _MEAN_VERB.search("What did 'low levels of MRD' mean in the infant study?")
+    assert not _MEAN_VERB.search("What did the trial report as the mean age?")
+    m = _FOCUS.search("What was the median age of patients in the trial?")
+    assert m and m.group(1) == "median age"
+    m = _FOCUS.search("What dose of the drug was given?")
+    assert m and m.group(1) == "dose"
+    assert _DOSE.search("(9 μ g per day during week 1)") and not _DOSE.search("30 infants were given")

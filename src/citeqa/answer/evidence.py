@@ -31,6 +31,17 @@ LIGHT = frozenset(index_terms(
     "study trial studies trials percentage percent proportion fraction share rate rates number count many much "
     "compare compared differ difference each both"
 ))
+# "Did ... mean" asks for a meaning, "the mean" for a statistic.
+_MEAN_VERB = re.compile(r"\b(do|does|did)\b(?:(?!\b(?:the|a)\s+mean\b).)*\bmean\b", re.I)
+_PERCENT_Q = re.compile(r"\b(what|which) (percentage|proportion|fraction|share)\b|\bhow many percent\b", re.I)
+_PERCENT = re.compile(r"%|\bpercent|\b\d+ of \d+\b", re.I)
+# Study-conduct figures (planning assumptions, follow-up time) are not the outcome they mention.
+_CONDUCT = re.compile(r"\b(would give|power to detect|assum(?:ed|ing|ption)|enrollment target|follow-?up)\b", re.I)
+_CONDUCT_Q = re.compile(r"\b(power|sample size|design\w*|plan\w*|assum\w*|follow-?up|followed)\b", re.I)
+# The thing a "what/which" question asks for ends at its first preposition or verb.
+_FOCUS = re.compile(r"^\s*(?:what|which)\s+(?:(?:was|were|is|are)\s+)?(?:the\s+|a\s+|an\s+)?"
+                    r"((?:[\w-]+\s+){0,4}?[\w-]+?)(?=\s+(?:of|in|with|for|among|at|to|by|after|between|from|"
+                    r"on|did|do|does|was|were|is|are|has|have|had|when|that|who)\b|\s*\?|\s*$)", re.I)
 _BACK_MATTER = re.compile(r"^(REFERENCES|APPENDIX|ACKNOWLEDG|DISCLOSURE)|> Supported by", re.I)
 
 
@@ -72,6 +83,8 @@ class Query:
     wants_time: bool
     wants_money: bool
     counted: str  # stem of the noun after "how many" ("patient"), if any
+    focus: frozenset[str]  # what a "what/which" question asks for ("dose", "median age")
+    wants_percent: bool
     vector: np.ndarray = field(repr=False, compare=False)
 
     @property
@@ -87,13 +100,17 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
     abbr = index.abbreviations()
     skip = {t for a in abbreviations_used(question + " " + context, abbr) for t in index_terms(a)}
     weights: dict[str, float] = {}
+    # "How long/big/common" says what kind of answer is wanted, not what it is about.
+    phrasing = {t for m in re.finditer(r"\bhow (\w+)", question, re.I) for t in index_terms(m.group(1))}
+    if _MEAN_VERB.search(question):
+        phrasing.add("mean")
     for text, factor in ((question, 1.0), (context, 0.5)):
         full = f"{text} {expand(text, abbr)}"
         for t in index_terms(full):
             if t in skip:
                 continue
             # A word no document uses is usually the asker's phrasing ("judged", "rank"): it weighs little.
-            w = (0.3 if t in LIGHT else index.idf(t) if index.in_corpus(t) else 1.0) * factor
+            w = (0.3 if t in LIGHT or t in phrasing else index.idf(t) if index.in_corpus(t) else 1.0) * factor
             weights[t] = max(weights.get(t, 0.0), w)
     # Names of a document ("TOWER") route the question; once routed they say nothing about the topic.
     alias_terms = set().union(*index.snap.derived.get("aliases", {}).values()) if index.snap.derived.get(
@@ -104,8 +121,13 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
     m = re.search(r"\bhow many (\w+)", question, re.I) or re.search(r"\bnumber of (\w+)", question, re.I)
     counted = next(iter(index_terms(m.group(1))), "") if m else ""
     core = frozenset(t for t in index_terms(f"{question} {expand(question, abbr)}") if t in weights)
+    # Only one asked-for thing ("sample size and power" is two), named in words the corpus uses.
+    fm = _FOCUS.search(question)
+    focus = frozenset(t for t in index_terms(fm.group(1)) if t in weights and weights[t] > 0.3
+                      and index.in_corpus(t)) if fm and not re.search(r"\b(and|or)\b", fm.group(1)) else frozenset()
     return Query(
         text=question, weights=weights, core=core, counted=counted, numbers=frozenset(numbers(question)),
+        focus=focus, wants_percent=bool(_PERCENT_Q.search(question)),
         wants_number=bool(_QUANTITY_Q.search(question)), wants_time=bool(_WHEN_Q.search(question)),
         wants_money=bool(_MONEY_Q.search(question)), vector=vector,
     )
@@ -166,6 +188,11 @@ _NUMWORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "si
 _NUM_WORD_UNIT = re.compile(r"\b(one|two|three|four|five|six|twelve)(?=[- ](?:year|month|week|day)s?\b)", re.I)
 
 
+# Report wording for question words, used when judging evidence only (retrieval keeps its own list).
+_ANSWER_SYNONYMS = [("given", "administered"), ("given", "received"), ("last", "duration"), ("long", "duration")]
+_DOSE = re.compile(r"\d\s*(?:\$?\\?mu\$?\s*g|[μµ]\s*g|mg|iu)\b(?:\s*(?:per|/)\s*\w+)?", re.I)
+
+
 def _terms_with_synonyms(text: str, abbr: dict[str, str], cache: TermCache | None = None) -> frozenset[str]:
     if cache is not None and (hit := cache.get(text)) is not None:
         return hit
@@ -176,8 +203,10 @@ def _terms_with_synonyms(text: str, abbr: dict[str, str], cache: TermCache | Non
         terms.add(t.replace("-", ""))  # "event-free" meets "eventfree"
     if "±" in text:
         terms.add("mean")  # journal convention: plus-minus values are means ±SD
+    if _DOSE.search(text):
+        terms.add("dose")  # "9 μg per day" is a dose even where the word is not used
     # A question's everyday word counts as present when the report's word is there.
-    for word, formal in SYNONYMS.items():
+    for word, formal in [*SYNONYMS.items(), *_ANSWER_SYNONYMS]:
         if set(index_terms(formal)) <= terms:
             terms.update(index_terms(word))
     out = frozenset(terms)
@@ -246,6 +275,8 @@ def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
             s -= 0.15
         if _BACK_MATTER.search(u.section):
             s -= 0.2
+        if _CONDUCT.search(own_text) and not _CONDUCT_Q.search(q.text):
+            s -= 0.1
         s -= 0.005 * c.passage_rank  # ties go to the better-retrieved passage
         out.append(Scored(c, s, sim, covered, has_number))
     out.sort(key=lambda x: -x.score)
@@ -304,11 +335,12 @@ def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = Non
     for s in picked:
         by_doc.setdefault(s.cand.unit.doc, set()).update(s.covered)
     if mentioned and len(mentioned) > 1:
-        covered = set().union(*by_doc.values())
+        used = set(by_doc)
     elif mentioned and next(iter(mentioned)) in by_doc:
-        covered = by_doc[next(iter(mentioned))]  # the study the question names must answer it
+        used = {next(iter(mentioned))}  # the study the question names must answer it
     else:
-        covered = max(by_doc.values(), key=lambda c: sum(q.weights.get(t, 0.0) for t in c if t in q.core))
+        used = {max(by_doc, key=lambda d: sum(q.weights.get(t, 0.0) for t in by_doc[d] if t in q.core))}
+    covered = set().union(*(by_doc[d] for d in used))
     # Support is judged on the question's own terms; a follow-up's earlier turn only steers retrieval.
     core_total = sum(w for t, w in q.weights.items() if t in q.core) or 1.0
     cov = sum(w for t, w in q.weights.items() if t in q.core and t in covered) / core_total
@@ -334,8 +366,17 @@ def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = Non
     # The statistic asked for (a median, not the mean that was reported) must be the one given.
     lead_text = picked[0].cand.unit.text if picked[0].cand.is_row else picked[0].cand.sentence.text
     for stat in {m.lower() for m in _STATISTIC.findall(q.text)}:
+        if stat == "mean" and (_MEAN_VERB.search(q.text) or "±" in lead_text):
+            continue  # "what did X mean" asks for a meaning; "x ± y" is a mean
         if stat not in lead_text.lower():
             value *= 0.6
+    # The thing asked for ("what dose", "the median age") must be named together in one item.
+    if q.focus and not any(q.focus <= s.covered for s in picked if s.cand.unit.doc in used):
+        value *= 0.5
+    if q.wants_percent and not _PERCENT.search(texts):
+        value *= 0.5
+    if _CONDUCT.search(lead_text) and not _CONDUCT_Q.search(q.text):
+        value *= 0.6  # a follow-up time or a planning assumption is not the result asked for
     # The evidence must hold the kind of thing asked for: a number, a time, a price.
     if q.wants_number and not any(s.has_number for s in picked):
         value *= 0.4
