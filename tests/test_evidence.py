@@ -37,3 +37,8 @@ def test_question_shape_patterns() -> None:
     m = _FOCUS.search("What dose of the drug was given?")
     assert m and m.group(1) == "dose"
     assert _DOSE.search("(9 μ g per day during week 1)") and not _DOSE.search("30 infants were given")
+
+
+def test_figures_given_by_the_question_do_not_count() -> None:
+    text = "Neurologic events of grade 3 or higher occurred at a similar rate (Table 3)."
+    assert has_figure(text) and not has_figure(text, frozenset({"3"}))

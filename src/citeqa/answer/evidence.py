@@ -42,6 +42,10 @@ _CONDUCT_Q = re.compile(r"\b(power|sample size|design\w*|plan\w*|assum\w*|follow
 _FOCUS = re.compile(r"^\s*(?:what|which)\s+(?:(?:was|were|is|are)\s+)?(?:the\s+|a\s+|an\s+)?"
                     r"((?:[\w-]+\s+){0,4}?[\w-]+?)(?=\s+(?:of|in|with|for|among|at|to|by|after|between|from|"
                     r"on|did|do|does|was|were|is|are|has|have|had|when|that|who)\b|\s*\?|\s*$)", re.I)
+# Definition questions want the sentence that defines, not a table row that counts.
+_DEFINE_Q = re.compile(r"\b(defined?|definition|counts? as|meant by|criteria|eligib\w*)\b", re.I)
+_DEFINING = re.compile(r"\b(defined as|(?:was|were|is|are) defined|definition|calculated as|consist\w* of|"
+                       r"criteria|i\.e\.|refers? to|eligib\w*|measured as)\b", re.I)
 _BACK_MATTER = re.compile(r"^(REFERENCES|APPENDIX|ACKNOWLEDG|DISCLOSURE)|> Supported by", re.I)
 
 
@@ -85,6 +89,7 @@ class Query:
     counted: str  # stem of the noun after "how many" ("patient"), if any
     focus: frozenset[str]  # what a "what/which" question asks for ("dose", "median age")
     wants_percent: bool
+    wants_definition: bool
     vector: np.ndarray = field(repr=False, compare=False)
 
     @property
@@ -128,6 +133,7 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
     return Query(
         text=question, weights=weights, core=core, counted=counted, numbers=frozenset(numbers(question)),
         focus=focus, wants_percent=bool(_PERCENT_Q.search(question)),
+        wants_definition=bool(_DEFINE_Q.search(question) or _MEAN_VERB.search(question)),
         wants_number=bool(_QUANTITY_Q.search(question)), wants_time=bool(_WHEN_Q.search(question)),
         wants_money=bool(_MONEY_Q.search(question)), vector=vector,
     )
@@ -234,8 +240,9 @@ _NOT_FIGURE = re.compile(
     r"|\bP\s*[=<>≤≥]\s*0?\.\d+|\bphase\s+\d\b|[A-Za-z]\d+", re.I)
 
 
-def has_figure(text: str) -> bool:
-    return bool(re.search(r"\d", _NOT_FIGURE.sub(" ", text)))
+def has_figure(text: str, given: frozenset[str] = frozenset()) -> bool:
+    """Whether ``text`` reports a figure, not counting the numbers the question itself gives ("grade 3")."""
+    return any(n.lstrip("-") not in given for n in numbers(_NOT_FIGURE.sub(" ", text)))
 
 
 def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
@@ -257,7 +264,7 @@ def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
         have = own | ctx_cache[key]
         if before and not c.is_row:
             have = have | _terms_with_synonyms(before, abbr, tc)
-        has_number = has_figure(own_text)
+        has_number = has_figure(own_text, q.numbers)
         covered = frozenset(t for t in q.weights if _has(t, have))
         own_cov = q.coverage(frozenset(t for t in q.weights if _has(t, own)))
         sim = float(c.vector @ q.vector)
@@ -277,6 +284,11 @@ def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
             s -= 0.2
         if _CONDUCT.search(own_text) and not _CONDUCT_Q.search(q.text):
             s -= 0.1
+        # (Not when a figure is asked for too: the defining sentence would crowd out the figure.)
+        if q.wants_definition and not q.wants_number and not c.is_row and (d := _DEFINING.search(own_text)):
+            # The defined thing must be the asked one ("complete remission", not "the remission rate").
+            subject = set(index_terms(own_text[: d.start()]))
+            s += 0.15 if subject and all(t in q.weights for t in subject) else -0.05
         s -= 0.005 * c.passage_rank  # ties go to the better-retrieved passage
         out.append(Scored(c, s, sim, covered, has_number))
     out.sort(key=lambda x: -x.score)
