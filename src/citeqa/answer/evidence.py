@@ -12,7 +12,7 @@ import numpy as np
 
 from citeqa.abbrev import SYNONYMS, abbreviations_used, expand
 from citeqa.index import Index
-from citeqa.textutil import index_terms, numbers
+from citeqa.textutil import index_terms, numbers, tokens
 from citeqa.types import Passage, Sentence, Unit
 
 # Question words that ask for a number / a time.
@@ -90,6 +90,7 @@ class Query:
     focus: frozenset[str]  # what a "what/which" question asks for ("dose", "median age")
     wants_percent: bool
     wants_definition: bool
+    named: frozenset[str]  # documents the question (or its earlier turn) names by a catalog alias
     vector: np.ndarray = field(repr=False, compare=False)
 
     @property
@@ -118,8 +119,12 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
             w = (0.3 if t in LIGHT or t in phrasing else index.idf(t) if index.in_corpus(t) else 1.0) * factor
             weights[t] = max(weights.get(t, 0.0), w)
     # Names of a document ("TOWER") route the question; once routed they say nothing about the topic.
-    alias_terms = set().union(*index.snap.derived.get("aliases", {}).values()) if index.snap.derived.get(
-        "aliases") else set()
+    index.mentioned_docs(question)  # builds the alias table
+    aliases: dict[str, set[str]] = index.snap.derived.get("aliases") or {}
+    alias_terms = set().union(*aliases.values()) if aliases else set()
+    # News pieces about a study carry its name as an alias too: they report on the named study.
+    asked = set(tokens(f"{question} {context}"))
+    named = frozenset(d for d, toks in aliases.items() if toks & asked)
     for t in list(weights):
         if t in alias_terms:
             weights[t] = min(weights[t], 1.0)
@@ -133,7 +138,7 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
     return Query(
         text=question, weights=weights, core=core, counted=counted, numbers=frozenset(numbers(question)),
         focus=focus, wants_percent=bool(_PERCENT_Q.search(question)),
-        wants_definition=bool(_DEFINE_Q.search(question) or _MEAN_VERB.search(question)),
+        named=named, wants_definition=bool(_DEFINE_Q.search(question) or _MEAN_VERB.search(question)),
         wants_number=bool(_QUANTITY_Q.search(question)), wants_time=bool(_WHEN_Q.search(question)),
         wants_money=bool(_MONEY_Q.search(question)), vector=vector,
     )
@@ -365,9 +370,10 @@ def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = Non
         value *= 0.6
     texts = " ".join(s.cand.unit.text if s.cand.is_row else s.cand.sentence.text for s in picked)
     # A figure for the study the question names must come from that study's document.
-    if mentioned and not any(s.cand.unit.doc in mentioned for s in picked):
+    about = set(mentioned or ()) | q.named
+    if mentioned and not any(s.cand.unit.doc in about for s in picked):
         value *= 0.4
-    elif mentioned and len(mentioned) == 1 and picked[0].cand.unit.doc not in mentioned:
+    elif mentioned and len(mentioned) == 1 and picked[0].cand.unit.doc not in about:
         value *= 0.7  # led by another study's figure
     # Time points and thresholds in the question ("3-year", "under 35") must be in the evidence.
     if q.numbers and not q.numbers <= set(numbers(texts)):
