@@ -324,6 +324,11 @@ def select(q: Query, scored: Sequence[Scored], max_items: int, mentioned: set[st
                       and s.cand.unit.doc == lead.cand.unit.doc and s.score >= 0.9 * lead.score), None)
         if prose is not None and prose not in picked:
             picked.append(prose)
+    elif q.wants_number and len(picked) < max_items:  # prose rounds ("35%"); its table row is exact
+        row = next((s for s in scored[1:6] if s.cand.is_row and s.has_number
+                    and s.cand.unit.doc == lead.cand.unit.doc and s.score >= 0.85 * lead.score), None)
+        if row is not None and row not in picked:
+            picked.append(row)
     for doc in sorted(mentioned - docs):  # a question naming two studies gets both
         best = next((s for s in scored if s.cand.unit.doc == doc and s.score >= 0.5 * lead.score), None)
         if best is not None and len(picked) < max_items + 1:
