@@ -42,3 +42,14 @@ def test_question_shape_patterns() -> None:
 def test_figures_given_by_the_question_do_not_count() -> None:
     text = "Neurologic events of grade 3 or higher occurred at a similar rate (Table 3)."
     assert has_figure(text) and not has_figure(text, frozenset({"3"}))
+
+
+def test_qualifier_conflicts() -> None:
+    from citeqa.answer.evidence import _qualifier_conflict
+
+    q = "What was survival in Philadelphia chromosome-positive patients?"
+    assert _qualifier_conflict(q, "in Philadelphia chromosome (Ph)–negative ALL")
+    assert not _qualifier_conflict(q, "Philadelphia chromosome-positive and -negative ALL")
+    q = "What percentage had cytokine release syndrome of any grade?"
+    assert _qualifier_conflict(q, "Grade ≥3 adverse event — Cytokine release syndrome 13 (4.9)")
+    assert not _qualifier_conflict(q, "Cytokine release syndrome of any grade occurred in 14%")

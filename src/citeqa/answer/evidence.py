@@ -347,6 +347,22 @@ def _time_points(text: str) -> set[tuple[str, str]]:
     return {(_NUMWORDS.get(n.lower(), n), u.lower()) for n, u in _TIME_POINT.findall(text)}
 
 
+_POLARITY = re.compile(r"([A-Za-z]+)[- ](positive|negative)\b", re.I)
+_ANY_GRADE = re.compile(r"\bany grade\b", re.I)
+_HIGH_GRADE = re.compile(r"\bgrade\s*(?:≥|>=|>)\s*\d|\bgrade \d (?:or|and) (?:higher|above|more)\b", re.I)
+
+
+def _qualifier_conflict(question: str, text: str) -> bool:
+    """The evidence qualifies the asked thing the opposite way (Ph-negative for Ph-positive, grade ≥3
+    for any grade)."""
+    for word, pol in _POLARITY.findall(question):
+        opp = "negative" if pol.lower() == "positive" else "positive"
+        near = rf"\b{re.escape(word)}\W+(?:\(\w+\)\W*)?"
+        if re.search(near + opp, text, re.I) and not re.search(near + pol, text, re.I):
+            return True
+    return bool(_ANY_GRADE.search(question) and _HIGH_GRADE.search(text) and not _ANY_GRADE.search(text))
+
+
 def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = None) -> float:
     """How well the chosen evidence answers the question, in [0, 1] (refusal below a threshold)."""
     if not picked:
@@ -395,6 +411,11 @@ def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = Non
             value *= 0.6
     # The thing asked for ("what dose", "the median age") must be named together in one item.
     if q.focus and not any(q.focus <= s.covered for s in picked if s.cand.unit.doc in used):
+        value *= 0.5
+    lead = picked[0].cand
+    before = lead.unit.lead if lead.position == 0 else lead.unit.sentences[lead.position - 1].text
+    lead_ctx = lead_text if lead.is_row else f"{before} {lead_text}"  # as scored: with the sentence before
+    if _qualifier_conflict(q.text, lead_ctx):
         value *= 0.5
     if q.wants_percent and not _PERCENT.search(texts):
         value *= 0.5
