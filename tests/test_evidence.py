@@ -53,3 +53,19 @@ def test_qualifier_conflicts() -> None:
     q = "What percentage had cytokine release syndrome of any grade?"
     assert _qualifier_conflict(q, "Grade ≥3 adverse event — Cytokine release syndrome 13 (4.9)")
     assert not _qualifier_conflict(q, "Cytokine release syndrome of any grade occurred in 14%")
+
+
+def test_statistic_must_stand_with_the_measure() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from citeqa.answer.evidence import _focus_together
+
+    def item(text: str) -> Any:
+        return SimpleNamespace(cand=SimpleNamespace(is_row=False, sentence=SimpleNamespace(text=text)))
+
+    focus = frozenset({"median", "event-fre", "surviv"})
+    far = ("Event-free survival was higher with the drug (6-month estimates, 31% vs. 12%; hazard ratio, 0.55), "
+           "and the median duration of remission was 7.3 months.")
+    assert not _focus_together(focus, item(far))
+    assert _focus_together(focus, item("The median event-free survival was 3.2 months."))

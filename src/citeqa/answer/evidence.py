@@ -363,6 +363,18 @@ def _qualifier_conflict(question: str, text: str) -> bool:
     return bool(_ANY_GRADE.search(question) and _HIGH_GRADE.search(text) and not _ANY_GRADE.search(text))
 
 
+def _focus_together(focus: frozenset[str], s: Scored, window: int = 8) -> bool:
+    """In a long sentence "median" and "event-free survival" may belong to different results: a statistic
+    asked for must stand within a few words of the rest of the asked-for phrase."""
+    if s.cand.is_row or len(focus) < 2 or not focus & {"median", "mean", "averag"}:
+        return True
+    seq = index_terms(_NUM_WORD_UNIT.sub(lambda m: _NUMWORDS[m.group(1).lower()], s.cand.sentence.text))
+    hits = [[i for i, x in enumerate(seq) if _has(t, frozenset({x}))] for t in focus]
+    if any(not h for h in hits):
+        return True  # named by the context (section, sentence before), not placed in this sentence
+    return any(all(any(abs(j - i) <= window for j in h) for h in hits) for i in hits[0])
+
+
 def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = None) -> float:
     """How well the chosen evidence answers the question, in [0, 1] (refusal below a threshold)."""
     if not picked:
@@ -410,7 +422,8 @@ def support(q: Query, picked: Sequence[Scored], mentioned: set[str] | None = Non
         if stat not in lead_text.lower():
             value *= 0.6
     # The thing asked for ("what dose", "the median age") must be named together in one item.
-    if q.focus and not any(q.focus <= s.covered for s in picked if s.cand.unit.doc in used):
+    if q.focus and not any(q.focus <= s.covered and _focus_together(q.focus, s) for s in picked
+                           if s.cand.unit.doc in used):
         value *= 0.5
     lead = picked[0].cand
     before = lead.unit.lead if lead.position == 0 else lead.unit.sentences[lead.position - 1].text
