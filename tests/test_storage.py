@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import bm25s
@@ -47,7 +48,9 @@ def test_bm25_pruning_is_exact(seeds: Index, monkeypatch: pytest.MonkeyPatch) ->
     full = {q: seeds.search_bm25(q, 10) for q in QUERIES}
     monkeypatch.setattr(bm25_module, "_FULL_SCORING_POSTINGS", 3)  # every query takes the pruned path
     for q in QUERIES:
-        assert seeds.search_bm25(q, 10) == full[q], q
+        got = seeds.search_bm25(q, 10)
+        assert [i for i, _ in got] == [i for i, _ in full[q]], q
+        assert [s for _, s in got] == pytest.approx([s for _, s in full[q]], abs=1e-5)
 
 
 def test_pruned_search_equals_full_scoring_on_a_skewed_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,6 +71,36 @@ def test_pruned_search_equals_full_scoring_on_a_skewed_corpus(monkeypatch: pytes
         if got:
             floor = got[-1][1] + 1e-4
             assert {i for i, s in got if s > floor} == {i for i, s in want if s > floor}
+
+
+def test_past_the_exact_budget_candidates_come_from_the_rarer_terms(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    p = 1 / np.arange(1, 401) ** 0.8
+    p /= p.sum()
+    docs = [[f"t{x}" for x in rng.choice(400, size=int(rng.integers(5, 30)), p=p)] for _ in range(4000)]
+    vocab = bm25_module.Vocab()
+    bm = bm25_module.BM25.build(bm25_module.Rows.from_token_lists(docs, vocab), len(vocab))
+    monkeypatch.setattr(bm25_module, "_FULL_SCORING_POSTINGS", 100)
+    monkeypatch.setattr(bm25_module, "_CANDIDATE_POSTINGS", 100)
+    monkeypatch.setattr(bm25_module, "_EXACT_POSTINGS", 100)
+    exact_seen = approx_seen = 0
+    for _ in range(100):
+        q = sorted({vocab.ids[f"t{x}"] for x in rng.choice(400, size=4, p=p) if f"t{x}" in vocab.ids}, key=bm.df)
+        got = bm.search(q, 10)
+        _, proven = bm._pruned(q, Counter(q), 10)
+        monkeypatch.setattr(bm25_module, "_FULL_SCORING_POSTINGS", 10**9)
+        full = bm.search(q, 10)
+        monkeypatch.setattr(bm25_module, "_FULL_SCORING_POSTINGS", 100)
+        if proven:
+            exact_seen += 1
+            assert [s for _, s in got] == pytest.approx([s for _, s in full], abs=1e-5)
+        else:
+            approx_seen += 1
+            rare = q[0]  # every unit found holds the rarest term; scores are the true BM25 scores
+            for uid, score in got:
+                assert rare in bm.unit_terms(uid)
+                assert score == pytest.approx(dict(full).get(uid, score), abs=1e-5)
+    assert exact_seen and approx_seen
 
 
 def test_unit_terms_come_from_the_stored_rows(seeds: Index) -> None:

@@ -6,9 +6,12 @@ Scores follow Lucene's BM25 (k1=1.5, b=0.75), the variant bm25s uses. Two layout
   the new documents; the reranker also reads a unit's terms from it instead of re-tokenising its text;
 * postings (term → units and precomputed weights), rebuilt from the rows with NumPy on every change.
 
-Search is exact. Terms are scored rarest first; when the rare terms' postings already give k units whose
-scores beat anything the common terms alone could reach (their summed maximum weights), the common
-terms' long posting lists are only read for those candidates (MaxScore pruning, Turtle & Flood 1995).
+Terms are scored rarest first; when the rare terms' postings already give k units whose scores beat
+anything the common terms alone could reach (their summed maximum weights), the common terms' long
+posting lists are only read for those candidates and the result is still exact (MaxScore pruning,
+Turtle & Flood 1995). Queries made only of words most units use (a million-unit library about one drug)
+would need their whole postings read; above ``_EXACT_POSTINGS`` the candidates then come from the rarer
+terms alone, a bounded approximation like Lucene's minimum-should-match.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from citeqa import store
 K1, B = 1.5, 0.75
 # Below this many postings a query is scored in full; above it the rare terms pick the candidates.
 _FULL_SCORING_POSTINGS = 200_000
+# Postings of the rare terms that pick candidates (at least the rarest term's, however many).
+_CANDIDATE_POSTINGS = 50_000
+# Up to this many postings, a query the pruning cannot prove exact is scored in full (about 10 ms per
+# million postings); above it, the pruned result stands. Reached only by big corpora of one topic.
+_EXACT_POSTINGS = 1_000_000
 
 
 class Vocab:
@@ -141,8 +149,10 @@ class BM25:
 
     @classmethod
     def load(cls, d: Path) -> BM25:
-        # Per-unit rows and the postings stay on disk: a query reads only its own terms' postings.
+        # Per-unit rows stay on disk (a question reads ~100 of them); so do the postings.
         a: dict[str, Any] = {name: store.ArrayFile(d / f"{name}.npy") for name in cls._FILES}
+        for name in ("post_units", "post_w"):  # read in long runs: mapped, so nothing is copied
+            a[name] = np.load(d / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         for small in ("rows_indptr", "post_ptr", "max_w"):  # one entry per unit or term: kept in memory
             a[small] = store.load_array(d / f"{small}.npy")
         meta = json.loads((d / "meta.json").read_text())
@@ -162,15 +172,19 @@ class BM25:
         return np.asarray(self.rows.terms[self.rows.indptr[uid] : self.rows.indptr[uid + 1]])
 
     def search(self, term_ids: Sequence[int], k: int) -> list[tuple[int, float]]:
-        """Exact top-k units for a query given as term ids (a repeated term counts again, as in bm25s)."""
+        """Top-k units for a query given as term ids (a repeated term counts again, as in bm25s).
+
+        Exact when the query's postings are few (every small corpus) or when pruning proves it; past
+        ``_EXACT_POSTINGS`` a unit must contain one of the rarer terms to be found (see ``_pruned``).
+        """
         mult = Counter(t for t in term_ids if 0 <= t < self.n_vocab and self.df(t) > 0)
         if not mult or k <= 0:
             return []
         by_rarity = sorted(mult, key=self.df)
         total = sum(self.df(t) for t in by_rarity)
         if total > _FULL_SCORING_POSTINGS:
-            hits = self._pruned(by_rarity, mult, k)
-            if hits is not None:
+            hits, exact = self._pruned(by_rarity, mult, k)
+            if exact or total > _EXACT_POSTINGS:
                 return hits
         scores = np.zeros(self.n_units, np.float32)
         for t in by_rarity:
@@ -179,13 +193,18 @@ class BM25:
         nz = np.flatnonzero(scores)
         return _top(nz, scores[nz], k)
 
-    def _pruned(self, by_rarity: list[int], mult: Counter[int], k: int) -> list[tuple[int, float]] | None:
-        """Score the rare terms' units, then add the common terms for those units only; ``None`` when
-        the common terms alone could still reach the top k (the caller then scores in full)."""
+    def _pruned(self, by_rarity: list[int], mult: Counter[int], k: int) -> tuple[list[tuple[int, float]], bool]:
+        """Score the units of the rarest terms, adding the common terms' weights for those units only.
+
+        Exact (second value True) when the k-th score beats anything the common terms alone could sum to
+        (MaxScore); otherwise units holding only common words are missed. Reading a common term's
+        postings costs as much as scoring them, so the units are looked up by binary search when they
+        are few.
+        """
         rare: list[int] = []
         seen = 0
         for t in by_rarity:
-            if rare and seen + self.df(t) > _FULL_SCORING_POSTINGS:
+            if rare and seen + self.df(t) > _CANDIDATE_POSTINGS:
                 break
             rare.append(t)
             seen += self.df(t)
@@ -196,20 +215,26 @@ class BM25:
         weights = np.concatenate([self.post_w[a:b] * mult[t] for t, (a, b) in zip(rare, spans, strict=True)])
         cands, inv = np.unique(units, return_inverse=True)
         cand_scores = np.bincount(inv, weights=weights).astype(np.float32)
-        if common:
-            slot = np.full(self.n_units, -1, np.int32)  # unit -> candidate position
-            slot[cands] = np.arange(len(cands), dtype=np.int32)
-            for t in common:
-                a, b = self.post_ptr[t], self.post_ptr[t + 1]
-                pos = slot[self.post_units[a:b]]  # postings ascend, so this gather reads memory in order
-                hit = pos >= 0
-                cand_scores[pos[hit]] += self.post_w[a:b][hit] * mult[t]
+        slot: np.ndarray | None = None
+        for t in common:
+            a, b = int(self.post_ptr[t]), int(self.post_ptr[t + 1])
+            post = self.post_units[a:b]
+            if len(cands) * 24 < b - a:  # few candidates: binary search the (ascending) postings
+                pos = np.minimum(np.searchsorted(post, cands), b - a - 1)
+                hit = post[pos] == cands
+                cand_scores[hit] += self.post_w[a:b][pos[hit]] * mult[t]
+                continue
+            if slot is None:
+                slot = np.full(self.n_units, -1, np.int32)  # unit -> candidate position
+                slot[cands] = np.arange(len(cands), dtype=np.int32)
+            where = slot[post]  # postings ascend, so this gather reads memory in order
+            hit = where >= 0
+            cand_scores[where[hit]] += self.post_w[a:b][hit] * mult[t]
         if len(cands) < k:
-            return None
+            return _top(cands, cand_scores, k), False
         kth = np.partition(cand_scores, len(cands) - k)[len(cands) - k]
-        if kth < bound:  # a unit with only common terms might still beat the k-th candidate
-            return None
-        return _top(cands, cand_scores, k)
+        # Below the bound, a unit with only common terms might still beat the k-th candidate.
+        return _top(cands, cand_scores, k), bool(kth >= bound)
 
 
 def _top(ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
