@@ -31,10 +31,12 @@ K1, B = 1.5, 0.75
 # Below this many postings a query is scored in full; above it the rare terms pick the candidates.
 _FULL_SCORING_POSTINGS = 200_000
 # Postings of the rare terms that pick candidates (at least the rarest term's, however many).
-_CANDIDATE_POSTINGS = 50_000
+_CANDIDATE_POSTINGS = 20_000
 # Up to this many postings, a query the pruning cannot prove exact is scored in full (about 10 ms per
 # million postings); above it, the pruned result stands. Reached only by big corpora of one topic.
 _EXACT_POSTINGS = 1_000_000
+# Highest-weighted units of each common term that always join the candidates.
+_CHAMPIONS = 1000
 
 
 class Vocab:
@@ -108,6 +110,7 @@ class BM25:
         self.post_units = post_units
         self.post_w = post_w
         self.max_w = max_w  # largest weight in each term's postings: the MaxScore bound
+        self._champion_cache: dict[int, np.ndarray] = {}
 
     @property
     def n_units(self) -> int:
@@ -213,8 +216,10 @@ class BM25:
         spans = [(self.post_ptr[t], self.post_ptr[t + 1]) for t in rare]
         units = np.concatenate([self.post_units[a:b] for a, b in spans])
         weights = np.concatenate([self.post_w[a:b] * mult[t] for t, (a, b) in zip(rare, spans, strict=True)])
-        cands, inv = np.unique(units, return_inverse=True)
-        cand_scores = np.bincount(inv, weights=weights).astype(np.float32)
+        # A common term's best units join too, so a unit rich in common words is not lost.
+        cands = np.unique(np.concatenate([units, *(self._champions(t) for t in common)]))
+        cand_scores = np.bincount(np.searchsorted(cands, units), weights=weights,
+                                  minlength=len(cands)).astype(np.float32)
         slot: np.ndarray | None = None
         for t in common:
             a, b = int(self.post_ptr[t]), int(self.post_ptr[t + 1])
@@ -235,6 +240,18 @@ class BM25:
         kth = np.partition(cand_scores, len(cands) - k)[len(cands) - k]
         # Below the bound, a unit with only common terms might still beat the k-th candidate.
         return _top(cands, cand_scores, k), bool(kth >= bound)
+
+
+    def _champions(self, tid: int) -> np.ndarray:
+        """The ``_CHAMPIONS`` units where term ``tid`` weighs most ("champion lists", Manning et al. 2008,
+        7.1.3), computed on first use and kept: a few KB per common term."""
+        hit = self._champion_cache.get(tid)
+        if hit is None:
+            a, b = int(self.post_ptr[tid]), int(self.post_ptr[tid + 1])
+            w = np.asarray(self.post_w[a:b])
+            top = np.argpartition(-w, _CHAMPIONS - 1)[:_CHAMPIONS] if b - a > _CHAMPIONS else np.arange(b - a)
+            hit = self._champion_cache[tid] = np.sort(np.asarray(self.post_units[a:b])[top])
+        return hit
 
 
 def _top(ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:

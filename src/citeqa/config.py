@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     hnsw_ef_construction: int = Field(
         200, ge=8, description="HNSW build breadth (graph quality vs build time); used when an index is built."
     )
-    hnsw_ef_search: int = Field(256, ge=8, description="HNSW search breadth (recall vs speed).")
+    hnsw_ef_search: int = Field(512, ge=8, description="HNSW search breadth (recall vs speed).")
 
     # --- retrieval
     top_k: int = Field(5, ge=1, le=100, description="Passages returned by the retriever (and shown).")
