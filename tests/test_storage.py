@@ -53,13 +53,19 @@ def test_bm25_pruning_is_exact(seeds: Index, monkeypatch: pytest.MonkeyPatch) ->
         assert [s for _, s in got] == pytest.approx([s for _, s in full[q]], abs=1e-5)
 
 
-def test_pruned_search_equals_full_scoring_on_a_skewed_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(7)
-    p = 1 / np.arange(1, 801) ** 1.1
+def _zipf_corpus(seed: int, terms: int, units: int, exponent: float, lengths: tuple[int, int]
+                 ) -> tuple[np.random.Generator, np.ndarray, bm25_module.Vocab, bm25_module.BM25]:
+    """A BM25 index over units of Zipf-distributed terms: a few very common words, a long rare tail."""
+    rng = np.random.default_rng(seed)
+    p = 1 / np.arange(1, terms + 1) ** exponent
     p /= p.sum()
-    docs = [[f"t{x}" for x in rng.choice(800, size=int(rng.integers(3, 30)), p=p)] for _ in range(5000)]
+    docs = [[f"t{x}" for x in rng.choice(terms, size=int(rng.integers(*lengths)), p=p)] for _ in range(units)]
     vocab = bm25_module.Vocab()
-    bm = bm25_module.BM25.build(bm25_module.Rows.from_token_lists(docs, vocab), len(vocab))
+    return rng, p, vocab, bm25_module.BM25.build(bm25_module.Rows.from_token_lists(docs, vocab), len(vocab))
+
+
+def test_pruned_search_equals_full_scoring_on_a_skewed_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng, p, vocab, bm = _zipf_corpus(seed=7, terms=800, units=5000, exponent=1.1, lengths=(3, 30))
     queries = [[vocab.ids[f"t{x}"] for x in rng.choice(800, size=int(rng.integers(1, 7)), p=p)
                 if f"t{x}" in vocab.ids] for _ in range(200)]
     full = [bm.search(q, 20) for q in queries]
@@ -74,12 +80,7 @@ def test_pruned_search_equals_full_scoring_on_a_skewed_corpus(monkeypatch: pytes
 
 
 def test_past_the_exact_budget_candidates_come_from_the_rarer_terms(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(3)
-    p = 1 / np.arange(1, 401) ** 0.8
-    p /= p.sum()
-    docs = [[f"t{x}" for x in rng.choice(400, size=int(rng.integers(5, 30)), p=p)] for _ in range(4000)]
-    vocab = bm25_module.Vocab()
-    bm = bm25_module.BM25.build(bm25_module.Rows.from_token_lists(docs, vocab), len(vocab))
+    rng, p, vocab, bm = _zipf_corpus(seed=3, terms=400, units=4000, exponent=0.8, lengths=(5, 30))
     monkeypatch.setattr(bm25_module, "_FULL_SCORING_POSTINGS", 100)
     monkeypatch.setattr(bm25_module, "_CANDIDATE_POSTINGS", 100)
     monkeypatch.setattr(bm25_module, "_EXACT_POSTINGS", 100)
