@@ -252,8 +252,12 @@ class Index:
         abbrev: dict[str, str] = self._snap.derived.get("abbrev", {})
         return abbrev
 
-    def mentioned_docs(self, query: str) -> set[str]:
-        """Documents the question names through a distinctive catalog alias or trial id ("TOWER", "NCI")."""
+    def alias_tokens(self, doc: str) -> set[str]:
+        """Catalog tokens that name ``doc`` (found at indexing time)."""
+        return self._snap.aliases.get(doc, set())
+
+    def alias_index(self) -> dict[str, set[str]]:
+        """Alias token -> documents it names; built once per index snapshot."""
         snap = self._snap
         if snap.derived.get("alias_index") is None:
             inverted: dict[str, set[str]] = {}
@@ -263,7 +267,12 @@ class Index:
             snap.derived["trial_ids"] = {n: set(tokens(r.meta.trial_id)) for n, r in snap.docs.items()}
             snap.derived["alias_index"] = inverted
         table: dict[str, set[str]] = snap.derived["alias_index"]
-        trial_ids: dict[str, set[str]] = snap.derived["trial_ids"]
+        return table
+
+    def mentioned_docs(self, query: str) -> set[str]:
+        """Documents the question names through a distinctive catalog alias or trial id ("TOWER", "NCI")."""
+        table = self.alias_index()
+        trial_ids: dict[str, set[str]] = self._snap.derived["trial_ids"]
         out: set[str] = set()
         for t in set(tokens(query)):
             named = table.get(t, set())

@@ -404,7 +404,7 @@ def load_snapshot(build: Path, settings: Settings) -> Snapshot:
     if n:  # decoding happens at question time; a damaged file should fail here instead
         lazy._decode(0), lazy._decode(n - 1)
     return Snapshot(docs, lazy, unit_doc, texts, vectors, sent_vectors, sent_ptr, fi, bm, vocab, aliases,
-                    build, derived={"aliases": aliases, "abbrev": _merge_abbreviations(list(docs.values()))})
+                    build, derived={"abbrev": _merge_abbreviations(list(docs.values()))})
 
 
 def unit_counts(snap: Snapshot) -> Counter[str]:

@@ -119,14 +119,12 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
             w = (0.3 if t in LIGHT or t in phrasing else index.idf(t) if index.in_corpus(t) else 1.0) * factor
             weights[t] = max(weights.get(t, 0.0), w)
     # Names of a document ("TOWER") route the question; once routed they say nothing about the topic.
-    index.mentioned_docs(question)  # builds the alias table
-    aliases: dict[str, set[str]] = index.snap.derived.get("aliases") or {}
-    alias_terms = set().union(*aliases.values()) if aliases else set()
+    alias_index = index.alias_index()
     # News pieces about a study carry its name as an alias too: they report on the named study.
     asked = set(tokens(f"{question} {context}"))
-    named = frozenset(d for d, toks in aliases.items() if toks & asked)
+    named = frozenset(d for t in asked for d in alias_index.get(t, ()))
     for t in list(weights):
-        if t in alias_terms:
+        if t in alias_index:
             weights[t] = min(weights[t], 1.0)
     m = re.search(r"\bhow many (\w+)", question, re.I) or re.search(r"\bnumber of (\w+)", question, re.I)
     counted = next(iter(index_terms(m.group(1))), "") if m else ""
@@ -255,7 +253,6 @@ def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
     tc = term_cache(index)
     ctx_cache: dict[tuple[str, str], frozenset[str]] = {}
     # Names of a document ("TOWER") are covered by its catalog context; in a sentence they add nothing.
-    aliases = {d: frozenset(t) for d, t in index.snap.derived.get("aliases", {}).items()}
     out = []
     for c in cands:
         u = c.unit
@@ -263,7 +260,7 @@ def score(index: Index, q: Query, cands: Sequence[Candidate]) -> list[Scored]:
         if key not in ctx_cache:
             ctx_cache[key] = _terms_with_synonyms(f"{u.section} {index.alias_text(u.doc)}", abbr, tc)
         own_text = u.text if c.is_row else c.sentence.text
-        own = _terms_with_synonyms(own_text, abbr, tc) - aliases.get(u.doc, frozenset())
+        own = _terms_with_synonyms(own_text, abbr, tc) - index.alias_tokens(u.doc)
         # The sentence before belongs to the meaning ("...newly diagnosed ALL. ... rates are 85 to 90%").
         before = u.lead if c.position == 0 else u.sentences[c.position - 1].text
         have = own | ctx_cache[key]
