@@ -152,12 +152,17 @@ class BM25:
 
     @classmethod
     def load(cls, d: Path) -> BM25:
-        # Per-unit rows stay on disk (a question reads ~100 of them); so do the postings.
-        a: dict[str, Any] = {name: store.ArrayFile(d / f"{name}.npy") for name in cls._FILES}
-        for name in ("post_units", "post_w"):  # read in long runs: mapped, so nothing is copied
-            a[name] = np.load(d / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-        for small in ("rows_indptr", "post_ptr", "max_w"):  # one entry per unit or term: kept in memory
-            a[small] = store.load_array(d / f"{small}.npy")
+        def f(name: str) -> Path:
+            return d / f"{name}.npy"
+
+        a: dict[str, Any] = {
+            # Per-unit rows stay on disk, read with pread: a question reads ~100 of them.
+            **{n: store.ArrayFile(f(n)) for n in ("rows_terms", "rows_tf")},
+            # Postings are read in long runs: mapped, so nothing is copied.
+            **{n: np.load(f(n), mmap_mode="r", allow_pickle=False) for n in ("post_units", "post_w")},
+            # One entry per unit or term: kept in memory.
+            **{n: store.load_array(f(n)) for n in ("rows_indptr", "post_ptr", "max_w")},
+        }
         meta = json.loads((d / "meta.json").read_text())
         bm = cls(Rows(a["rows_indptr"], a["rows_terms"], a["rows_tf"]), int(meta["n_vocab"]), a["post_ptr"],
                  a["post_units"], a["post_w"], a["max_w"])

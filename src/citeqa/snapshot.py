@@ -81,8 +81,8 @@ class Units(Sequence[Unit]):
     __hash__ = None  # type: ignore[assignment]
 
     def __iter__(self) -> Iterator[Unit]:
-        for i in range(len(self)):  # a full pass decodes without filling the cache
-            yield self._get(i) if self._get.cache_info().currsize < 64 else self._decode(i)
+        for i in range(len(self)):  # a full pass decodes without evicting the questions' cached units
+            yield self._decode(i)
 
 
 @dataclass(frozen=True)
