@@ -332,7 +332,7 @@ def measure(n: int, parsed: list[ParsedDoc], records: dict[str, DocRecord], vecs
     res: dict[str, Any] = {"units": n, "docs": len(parsed)}
     if args.keep and (settings.index_path() / "CURRENT").is_file():
         print("  (kept index reused: serving figures only)")
-        return res | serve_figures(settings, args, qdir, res)
+        return serve_figures(settings, args, qdir, res)
     trim()
     before = mem()["VmRSS"]
     reset_peak()
