@@ -150,14 +150,7 @@ class Index:
 
     def doc_of(self, uid: int) -> str:
         """A unit's document name, without decoding the unit."""
-        return self._docs_by_pos()[int(self._snap.unit_doc[uid])]
-
-    def _docs_by_pos(self) -> list[str]:
-        snap = self._snap
-        if "names" not in snap.derived:
-            snap.derived["names"] = list(snap.docs)
-        names: list[str] = snap.derived["names"]
-        return names
+        return self._snap.names[int(self._snap.unit_doc[uid])]
 
     @property
     def path(self) -> Path | None:
@@ -168,8 +161,7 @@ class Index:
         if doc not in snap.docs or snap.texts is None:
             raise KeyError(doc)
         if "text" not in snap.derived:
-            texts = snap.texts
-            pos = {n: i for i, n in enumerate(snap.docs)}
+            texts, pos = snap.texts, snap.positions
             snap.derived["text"] = lru_cache(maxsize=64)(lambda name: texts.text(pos[name]))
         text: str = snap.derived["text"](doc)
         return text

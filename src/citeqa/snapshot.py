@@ -104,13 +104,28 @@ class Snapshot:
     derived: dict[str, Any] = field(default_factory=dict)  # caches computed from this snapshot
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def names(self) -> list[str]:
+        """Document names in stored order (``unit_doc`` holds positions in this list)."""
+        if "names" not in self.derived:
+            self.derived["names"] = list(self.docs)
+        names: list[str] = self.derived["names"]
+        return names
+
+    @property
+    def positions(self) -> dict[str, int]:
+        if "positions" not in self.derived:
+            self.derived["positions"] = {n: i for i, n in enumerate(self.names)}
+        positions: dict[str, int] = self.derived["positions"]
+        return positions
+
     def doc_range(self, name: str) -> tuple[int, int]:
+        """The unit ids ``lo:hi`` of a document (a document's units are contiguous)."""
         if "ranges" not in self.derived:
-            pos = {n: i for i, n in enumerate(self.docs)}
-            bounds = np.searchsorted(self.unit_doc, np.arange(len(self.docs) + 1), side="left")
-            self.derived["ranges"] = {n: (int(bounds[i]), int(bounds[i + 1])) for n, i in pos.items()}
-        lo, hi = self.derived["ranges"][name]
-        return lo, hi
+            self.derived["ranges"] = np.searchsorted(self.unit_doc, np.arange(len(self.docs) + 1), side="left")
+        bounds = self.derived["ranges"]
+        i = self.positions[name]
+        return int(bounds[i]), int(bounds[i + 1])
 
 
 def empty_snapshot() -> Snapshot:
@@ -130,8 +145,7 @@ def write_build(settings: Settings, get_embedder: Callable[[], Embedder], old: S
                 ) -> tuple[Path, int]:
     """Write and publish a build holding the ``reuse`` documents of ``old`` plus ``parsed``; return
     its directory and how many texts were embedded."""
-    old_pos = {n: i for i, n in enumerate(old.docs)}
-    reuse = sorted(reuse, key=old_pos.__getitem__)  # old order: the old FAISS index stays a prefix
+    reuse = sorted(reuse, key=old.positions.__getitem__)  # old order: the old FAISS index stays a prefix
     new_units = [u for pd in parsed for u in pd.units]
     texts = [u.embed_text for u in new_units]
     sent_texts = [s.text for u in new_units if _has_sentence_vectors(u) for s in u.sentences]
@@ -169,7 +183,7 @@ def write_build(settings: Settings, get_embedder: Callable[[], Embedder], old: S
     reused_prefix = reuse == list(old.docs)[: len(reuse)]
     for name in reuse:
         lo, hi = old.doc_range(name)
-        pos = old_pos[name]
+        pos = old.positions[name]
         assert old.texts is not None and old.units._records is not None
         unit_w.add_raw(old.units._records.raw(lo, hi), np.diff(old.units._records.off[lo : hi + 1]))
         text_w.add(old.texts.raw(pos))
