@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -161,10 +160,14 @@ def test_incremental_rebuild_reembeds_only_the_changed_file(tmp_path: Path) -> N
     assert third.last_report is not None and third.last_report.embedded == 0 and emb.encoded == []
     assert sorted(third.last_report.unchanged) == SEED_NAMES
 
-    # A file gone from the directory is removed from the index.
+    # A file gone from the directory stays in the index (it is reported as kept) unless asked to prune.
     (docs / REMOVED).unlink()
+    kept = Index.build([docs], settings, embedder=HashEmbedder())
+    assert kept.last_report is not None and kept.last_report.kept == [REMOVED]
+    assert kept.last_report.removed == [] and REMOVED in kept.snap.docs
+    # With prune it is removed.
     emb = HashEmbedder()
-    fourth = Index.build([docs], settings, embedder=emb)
+    fourth = Index.build([docs], settings, embedder=emb, prune=True)
     r = fourth.last_report
     assert r is not None and r.removed == [REMOVED] and r.embedded == 0 and emb.encoded == []
     assert REMOVED not in fourth.snap.docs and all(u.doc != REMOVED for u in fourth.units)
@@ -198,16 +201,16 @@ def test_crash_while_writing_keeps_the_previous_index(tmp_path: Path, monkeypatc
         Index.build([docs], settings, embedder=HashEmbedder())
     monkeypatch.undo()
     leftovers = [d.name for d in (settings.index_path() / "builds").iterdir() if d.name.startswith("tmp-")]
-    assert leftovers  # the crashed build's half-written directory is still there
+    assert leftovers == []  # a failed build removes its half-written directory
     idx = Index.load(settings)
     assert idx.path == good.path and idx.units == good.units
     assert not idx.search_bm25("zanzibarite", 3)
     _assert_answers_searches(idx)
-    # The next successful build publishes; old builds go, and so does debris older than an hour
-    # (a younger temp dir may belong to a build running in another process).
+    # The next successful build publishes; old builds go, and so does debris of any age (a killed build's
+    # temp dir): under the writer lock no other build can be running.
     builds = settings.index_path() / "builds"
-    stale = builds / leftovers[0]
-    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    stale = builds / "tmp-0123456789ab"
+    stale.mkdir()
     again = Index.build([docs], settings, embedder=HashEmbedder())
     assert again.search_bm25("zanzibarite", 3) and again.path is not None
     assert [d.name for d in builds.iterdir() if d.name.startswith("b-")] == [again.path.name]

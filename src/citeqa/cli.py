@@ -39,20 +39,58 @@ def _tqdm_progress(desc: str):
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from citeqa.index import Index
 
+    if args.verify:
+        return _verify(settings)
     paths = [Path(p) for p in args.paths] or [settings.seeds_dir]
-    missing = [p for p in paths if not p.exists()]
-    for p in missing:
-        print(f"error: {p}: no such file or directory", file=sys.stderr)
-    paths = [p for p in paths if p.exists()]
     progress = _tqdm_progress("indexing")
-    idx = Index.build(paths, settings, progress=progress, rebuild=args.rebuild)
-    progress.close()
+
+    def waiting(message: str) -> None:
+        print(f"note: {message}", file=sys.stderr, flush=True)
+
+    try:
+        idx = Index.build(paths, settings, progress=progress, rebuild=args.rebuild, prune=args.prune,
+                          on_wait=waiting)
+    finally:
+        progress.close()
     report = idx.last_report
     assert report is not None
     for f, msg in report.errors:
         print(f"error: {f}: {msg}", file=sys.stderr)
     print(f"indexed {report.summary()} -> {idx.path}")
-    return 1 if (missing or report.errors) and not report.documents else 0
+    if report.removed:
+        print(f"removed: {', '.join(report.removed)}")
+    if report.kept:
+        print(f"note: {len(report.kept)} document(s) indexed earlier are not under the paths given and were "
+              "kept; `citeqa index --prune PATHS` makes the index exactly PATHS, `citeqa remove DOC` removes one",
+              file=sys.stderr)
+    return 1 if report.errors and not report.documents else 0
+
+
+def _verify(settings: Settings) -> int:
+    """`citeqa index --verify`: hash every file of the published build against its manifest."""
+    from citeqa import integrity
+    from citeqa.index import Index
+
+    idx = Index.load(settings, full_check=True)  # raises IndexDamaged, naming the first damaged files
+    assert idx.path is not None
+    manifest = json.loads((idx.path / "manifest.json").read_text(encoding="utf-8"))
+    sums = manifest.get("checksums")
+    if sums is None:
+        print(f"note: the build at {idx.path} predates checksums; `citeqa index --rebuild` adds them",
+              file=sys.stderr)
+        return 0
+    print(f"ok: {len(sums)} files, {integrity.total_size(manifest):,} bytes match their checksums "
+          f"({len(idx.snap.docs)} documents) -> {idx.path}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from citeqa.index import Index
+
+    idx = Index.load(settings)
+    report = idx.remove(*args.docs)
+    print(f"removed {', '.join(report.removed)}; {report.documents} documents left -> {idx.path}")
+    return 0
 
 
 def _print_answer(ans: Any) -> None:
@@ -67,28 +105,21 @@ def _print_answer(ans: Any) -> None:
             print(f"    \"{' '.join(c.quote.split())}\"")
 
 
-def _history(raw: Any, where: str) -> list[tuple[str, str]]:
-    if raw in (None, ""):
-        return []
-    if not isinstance(raw, list) or not all(
-        isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in raw
-    ):
-        raise CiteqaError(f"{where}: 'history' must be a list of [user, assistant] string pairs")
-    return [(p[0], p[1]) for p in raw]
-
-
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from citeqa.assistant import Assistant
+    from citeqa.inputs import clean_text, history_from_json
 
     t0 = time.perf_counter()
-    assistant = Assistant.from_settings(settings)
     if args.jsonl:
-        return _ask_jsonl(assistant, args.jsonl)
+        stream = _open_jsonl(args.jsonl)  # a missing file is reported before the model loads
+        with stream:
+            return _ask_jsonl(Assistant.from_settings(settings), stream)
     if not args.question:
         print("error: give a question, or --jsonl FILE", file=sys.stderr)
         return 2
-    history = _history(json.loads(args.history), "--history") if args.history else []
-    ans = assistant.ask(" ".join(args.question), history)
+    history = history_from_json(clean_text(args.history), "--history") if args.history else []
+    question = clean_text(" ".join(args.question))
+    ans = Assistant.from_settings(settings).ask(question, history)
     if args.json:
         d = ans.to_dict()
         d["timings_ms"]["cold_start_total"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -98,31 +129,43 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _ask_jsonl(assistant: Any, path: str) -> int:
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
-    failures = 0
-    with stream:
-        for lineno, line in enumerate(stream, 1):
+def _open_jsonl(path: str) -> Any:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as e:
+        raise CiteqaError(f"--jsonl {path}: cannot be read ({e.strerror or e}); give an existing file, "
+                          "or '-' for standard input") from e
+
+
+def _ask_jsonl(assistant: Any, stream: Any) -> int:
+    """Answer each line; a bad line gets an error record naming it, and the batch goes on."""
+    from citeqa.inputs import decode_line, parse_history, question_text
+
+    for lineno, raw in enumerate(stream, 1):
+        qid: Any = lineno
+        try:
+            line = decode_line(raw, lineno)
             if not line.strip():
                 continue
-            qid: Any = None
             try:
                 obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise CiteqaError(f"line {lineno}: expected a JSON object")
-                qid = obj.get("id", lineno)
-                question = obj.get("question")
-                if not isinstance(question, str):
-                    raise CiteqaError(f"line {lineno}: field 'question' must be a string")
-                ans = assistant.ask(question, _history(obj.get("history"), f"line {lineno}"))
-                out = {"id": qid, **ans.to_dict()}
-            except (json.JSONDecodeError, CiteqaError) as e:
-                failures += 1
-                msg = f"line {lineno}: invalid JSON ({e})" if isinstance(e, json.JSONDecodeError) else str(e)
-                out = {"id": qid, "error": msg, "answer": "", "refused": True, "citations": [], "passages": [],
-                       "timings_ms": {}}
-                print(f"error: {msg}", file=sys.stderr)
-            print(json.dumps(out, ensure_ascii=False), flush=True)
+            except ValueError as e:
+                raise CiteqaError(f"line {lineno}: invalid JSON ({e})") from e
+            if not isinstance(obj, dict):
+                raise CiteqaError(f"line {lineno}: expected a JSON object")
+            qid = obj.get("id", lineno)
+            question = question_text(obj.get("question"), f"line {lineno}: field 'question'")
+            ans = assistant.ask(question, parse_history(obj.get("history"), f"line {lineno}: history"))
+            out = {"id": qid, **ans.to_dict()}
+        except Exception as e:  # noqa: BLE001 - one bad line must not end the batch
+            msg = str(e) if isinstance(e, CiteqaError) else f"{type(e).__name__}: {e} (a bug; please report it)"
+            msg = msg if msg.startswith(f"line {lineno}") else f"line {lineno}: {msg}"
+            out = {"id": qid, "error": msg, "answer": "", "refused": True, "citations": [], "passages": [],
+                   "timings_ms": {}}
+            print(f"error: {msg}", file=sys.stderr, flush=True)
+        print(json.dumps(out, ensure_ascii=False), flush=True)
     return 0
 
 
@@ -149,8 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     pi = sub.add_parser("index", help="build or update the index (default: seeds/)")
     pi.add_argument("paths", nargs="*", help="files or directories to index")
-    pi.add_argument("--rebuild", action="store_true", help="ignore the existing index and re-embed all")
+    pi.add_argument("--rebuild", action="store_true",
+                    help="ignore the stored index (e.g. when damaged) and re-read and re-embed every document, "
+                         "the earlier ones from the files they were indexed from")
+    pi.add_argument("--prune", action="store_true",
+                    help="make the index exactly PATHS: remove documents not found under them")
+    pi.add_argument("--verify", action="store_true",
+                    help="check every index file against its checksum and change nothing")
     pi.set_defaults(func=cmd_index)
+    pr = sub.add_parser("remove", help="remove documents from the index (names as `citeqa docs` lists them)")
+    pr.add_argument("docs", nargs="+", metavar="DOC")
+    pr.set_defaults(func=cmd_remove)
     pa = sub.add_parser("ask", help="answer a question with citations")
     pa.add_argument("question", nargs="*")
     pa.add_argument("--json", action="store_true", help="print one JSON object")

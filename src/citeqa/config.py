@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         200, ge=8, description="HNSW build breadth (graph quality vs build time); used when an index is built."
     )
     hnsw_ef_search: int = Field(512, ge=8, description="HNSW search breadth (recall vs speed).")
+    verify_on_load_mb: float = Field(
+        128.0, ge=0, description="Builds up to this size have every file's SHA-256 checked at each load; "
+        "larger ones only their sizes (`citeqa index --verify` checks everything)."
+    )
 
     # --- retrieval
     top_k: int = Field(5, ge=1, le=100, description="Passages returned by the retriever (and shown).")
@@ -78,6 +82,16 @@ class Settings(BaseSettings):
     port: int = Field(7860, ge=1, le=65535, description="UI port.")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted upload.")
     ui_concurrency: int = Field(4, ge=1, le=64, description="Questions the UI answers at the same time.")
+    ui_users: SecretStr = Field(
+        SecretStr(""), description="UI logins as 'user:password' pairs separated by commas or newlines "
+        "(empty: no login). Needed when the UI is reachable beyond this machine."
+    )
+    ui_users_file: str = Field(
+        "", description="File of UI logins, one 'user:password' per line (# starts a comment)."
+    )
+    export_keep: int = Field(
+        200, ge=1, description="Answer exports (.md/.json downloads) kept on disk; older ones are deleted."
+    )
 
     def index_shape(self) -> dict[str, object]:
         """Settings that change the stored units or vectors."""

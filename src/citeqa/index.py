@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from citeqa import store
+from citeqa import integrity, store
 from citeqa.config import Settings
 from citeqa.embed import Embedder, default_embedder
 from citeqa.errors import CiteqaError, IndexDamaged, IndexMissing, IngestError
-from citeqa.ingest import expand_paths, load_catalog, parse_document, parse_text
+from citeqa.ingest import load_catalog, parse_document, parse_text
 from citeqa.ingest.loaders import read_document
 from citeqa.snapshot import (
     DocRecord,
@@ -33,6 +34,7 @@ from citeqa.snapshot import (
     unit_counts,
     write_build,
 )
+from citeqa.sources import Sources, SourcesRefused, add_previous_sources, gather, refuse_if_nothing_read
 from citeqa.textutil import index_terms, tokens
 from citeqa.types import DocMeta, ParsedDoc
 
@@ -52,6 +54,7 @@ class IndexReport:
     reembedded: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # already indexed, not among the paths given; kept
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -59,8 +62,8 @@ class IndexReport:
         return (
             f"{self.documents} documents, {self.sections} sections, {self.tables} tables, {self.units} chunks "
             f"({self.embedded} texts embedded; {len(self.added)} new, {len(self.reembedded)} changed, "
-            f"{len(self.unchanged)} unchanged, {len(self.removed)} removed; {len(self.errors)} errors) "
-            f"in {self.seconds:.1f} s"
+            f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.kept)} kept from earlier "
+            f"runs; {len(self.errors)} errors) in {self.seconds:.1f} s"
         )
 
 
@@ -77,6 +80,7 @@ class Index:
         self._snap = snap
         self._embedder = embedder
         self._lock = threading.Lock()
+        self._pointer: tuple[int, int, int] | None = None  # CURRENT as last seen (see ``newer``)
 
     # --- construction -----------------------------------------------------------------------------
     @classmethod
@@ -90,47 +94,75 @@ class Index:
             return cls.build([settings.seeds_dir], settings, progress=progress, embedder=embedder)
 
     @classmethod
-    def load(cls, settings_or_dir: Settings | Path | None = None, embedder: Embedder | None = None) -> Index:
+    def load(cls, settings_or_dir: Settings | Path | None = None, embedder: Embedder | None = None,
+             full_check: bool | None = None) -> Index:
+        """Open the published build. Every file's size is checked against the manifest, and its hash too
+        when ``full_check`` (default: when the build is under ``settings.verify_on_load_mb``)."""
         if isinstance(settings_or_dir, Path):
             root, settings = settings_or_dir, Settings(index_dir=settings_or_dir.parent)
         else:
             settings = settings_or_dir or Settings()
             root = settings.index_path()
-        build = store.current_build(root)
-        try:
-            snap = load_snapshot(build, settings)
-            manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
-            raise IndexDamaged(str(root), f"{type(e).__name__}: {e}") from e
-        if manifest.get("shape") != json.loads(json.dumps(settings.index_shape())):
-            raise IndexDamaged(str(root), "built with different model or chunking settings")
-        return cls(settings, snap, embedder)
+        pointer = _pointer(root)
+        idx = cls(settings, _load_build(root, store.current_build(root), settings, full_check), embedder)
+        idx._pointer = pointer
+        return idx
 
     @classmethod
     def build(cls, paths: Iterable[Path], settings: Settings | None = None, progress: Progress | None = None,
-              embedder: Embedder | None = None, rebuild: bool = False) -> Index:
-        """Index exactly these files/directories, re-embedding only what changed since the last build."""
-        settings = settings or Settings()
-        previous: Snapshot | None = None
-        if not rebuild:
-            try:
-                previous = cls.load(settings, embedder).snap
-            except CiteqaError:
-                previous = None
-        idx = cls(settings, previous or empty_snapshot(), embedder)
-        idx.last_report = idx._rebuild(list(paths), keep=set(), progress=progress, replace_all=True)
+              embedder: Embedder | None = None, rebuild: bool = False, prune: bool = False,
+              on_wait: Callable[[str], None] | None = None) -> Index:
+        """Index these files/directories into the published index, re-embedding only what changed.
+
+        Documents already indexed but not among ``paths`` are kept unless ``prune`` (then the index holds
+        exactly ``paths``). A path that is missing, an empty folder or one whose files all fail to read
+        refuses the run (``SourcesRefused``) and leaves the index as it was; ``prune`` accepts the empty
+        and unreadable ones. ``rebuild`` ignores the stored vectors and re-reads every document, the
+        earlier ones from the source files they were indexed from.
+        """
+        idx = cls(settings or Settings(), empty_snapshot(), embedder)
+        idx.last_report = idx._rebuild(list(paths), progress=progress, prune=prune, rebuild=rebuild,
+                                       strict=True, on_wait=on_wait)
         return idx
 
-    # --- mutation (UI library) --------------------------------------------------------------------
+    # --- mutation (UI library, `citeqa remove`) -------------------------------------------------------
     def add_files(self, paths: Sequence[Path], progress: Progress | None = None) -> IndexReport:
-        keep = set(self._snap.docs)
-        return self._rebuild(list(paths), keep=keep, progress=progress, replace_all=False)
+        """Add or update these files in the published index (merged with whatever is published now)."""
+        return self._rebuild(list(paths), progress=progress)
 
-    def remove(self, doc: str) -> IndexReport:
-        if doc not in self._snap.docs:
-            raise CiteqaError(f"No document named {doc!r} in the index; see `citeqa docs` for names.")
-        keep = set(self._snap.docs) - {doc}
-        return self._rebuild([], keep=keep, progress=None, replace_all=False)
+    def remove(self, *docs: str) -> IndexReport:
+        return self._rebuild([], progress=None, drop=set(docs))
+
+    def fork(self) -> Index:
+        """Another Index over the same snapshot: a writer whose swaps do not disturb this one's readers."""
+        return Index(self.settings, self._snap, self._embedder)
+
+    def newer(self) -> Index | None:
+        """An Index on the build published since this one was loaded (by any process), else None.
+
+        Costs a ``stat`` of the CURRENT pointer when nothing changed. A damaged new build raises
+        ``IndexDamaged`` once; it is not retried until the pointer changes again.
+        """
+        root = self.settings.index_path()
+        pointer = _pointer(root)
+        if pointer is None or pointer == self._pointer:
+            return None
+        self._pointer = pointer
+        build = store.current_build(root)
+        for _ in range(3):
+            if self._snap.build_dir is not None and build.name == self._snap.build_dir.name:
+                return None
+            try:
+                new = Index(self.settings, _load_build(root, build, self.settings), self._embedder)
+            except IndexDamaged:
+                again = store.current_build(root)
+                if again == build:  # not a build deleted by a newer publish: really damaged
+                    raise
+                build = again
+                continue
+            new._pointer = pointer
+            return new
+        return None
 
     # --- reading ----------------------------------------------------------------------------------
     @property
@@ -281,30 +313,48 @@ class Index:
         return np.asarray(snap.sent_vectors[lo:hi], dtype=np.float32) if hi > lo else None
 
     # --- build internals --------------------------------------------------------------------------
-    def _rebuild(self, paths: list[Path], keep: set[str], progress: Progress | None,
-                 replace_all: bool) -> IndexReport:
-        with self._lock:
+    def _published(self, root: Path) -> Snapshot:
+        """The build published now, every file hashed: it is about to be carried into the next build."""
+        try:
+            build = store.current_build(root)
+        except IndexMissing:
+            return empty_snapshot()
+        if self._snap.build_dir is not None and self._snap.build_dir == build:
+            _load_build(root, build, self.settings, full_check=True, snap=self._snap)
+            return self._snap
+        return _load_build(root, build, self.settings, full_check=True)
+
+    def _rebuild(self, paths: list[Path], progress: Progress | None, prune: bool = False,
+                 drop: set[str] | None = None, rebuild: bool = False, strict: bool = False,
+                 on_wait: Callable[[str], None] | None = None) -> IndexReport:
+        root = self.settings.index_path()
+        if on_wait is None and progress is not None:
+            on_wait = lambda msg: progress(0, 0, msg)  # noqa: E731
+        with self._lock, integrity.writer_lock(root, on_wait):
             t0 = time.perf_counter()
             report = IndexReport()
-            old = self._snap
-            files = expand_paths(paths)
+            old = empty_snapshot() if rebuild else self._published(root)
+            drop = drop or set()
+            if unknown := sorted(drop - set(old.docs)):
+                raise CiteqaError(f"No document named {unknown[0]!r} in the index; see `citeqa docs` for names.")
+            src = gather(paths)
+            if strict and src.unusable:
+                raise SourcesRefused(src.unusable + src.empty, len(old.docs), prune_helps=False)
+            report.errors += src.skipped
+            if rebuild and not prune:
+                add_previous_sources(root, src, report.errors)
             try:
-                catalog = load_catalog(files, self.settings.catalog_file)
+                catalog = load_catalog(src.files, self.settings.catalog_file)
             except IngestError as e:
                 report.errors.append((e.path, e.reason))
                 catalog = {}
-            wanted: dict[str, tuple[Path, str, bytes, str]] = {}
-            for f in files:
-                try:
-                    text, raw = read_document(f)
-                except IngestError as e:
-                    report.errors.append((e.path, e.reason))
-                    continue
-                if f.name in wanted:
-                    report.errors.append((str(f), f"duplicate document name {f.name!r}; skipped"))
-                    continue
-                wanted[f.name] = (f, text, raw, _content_hash(raw, catalog.get(f.name)))
-            names = set(wanted) | (set() if replace_all else keep)
+            wanted, unreadable = self._read(src, catalog, report)
+            if strict and not prune:
+                refuse_if_nothing_read(src, set(wanted), report.errors, len(old.docs))
+            # Without prune, nothing is removed but what ``drop`` names; an unreadable file keeps its
+            # last good version.
+            carried = set() if prune else set(old.docs) - drop
+            names = set(wanted) | (unreadable & set(old.docs)) | carried
             docs: dict[str, DocRecord] = {}
             parsed: list[ParsedDoc] = []
             reuse: list[str] = []
@@ -327,28 +377,73 @@ class Index:
                         continue
                     pd = dataclasses.replace(pd, content_hash=h)
                     parsed.append(pd)
-                    docs[name] = DocRecord(pd.meta, h, pd.sections, pd.tables, str(f), len(pd.text),
+                    docs[name] = DocRecord(pd.meta, h, pd.sections, pd.tables, str(f.absolute()), len(pd.text),
                                            doc_abbreviations(pd.text))
                     (report.reembedded if prev is not None else report.added).append(name)
                 elif prev is not None:
                     reuse.append(name)
                     docs[name] = prev
+                    if name not in unreadable:
+                        report.kept.append(name)
             report.removed = sorted(set(old.docs) - set(docs))
+            assert prune or rebuild or set(report.removed) <= drop, report.removed
             build, embedded = write_build(self.settings, lambda: self.embedder, old, reuse, parsed, docs, progress)
             report.embedded = embedded
-            try:
-                snap = load_snapshot(build, self.settings)
-            except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
-                raise IndexDamaged(str(build), f"the build just written does not load: {e}") from e
-            self._snap = snap
+            self._snap = _load_build(root, build, self.settings, full_check=False)
+            self._pointer = _pointer(root)
             report.documents = len(docs)
             report.sections = sum(len(d.sections) for d in docs.values())
             report.tables = sum(d.tables for d in docs.values())
-            report.units = len(snap.units)
+            report.units = len(self._snap.units)
             report.seconds = time.perf_counter() - t0
             return report
+
+    @staticmethod
+    def _read(src: Sources, catalog: dict[str, DocMeta], report: IndexReport
+              ) -> tuple[dict[str, tuple[Path, str, bytes, str]], set[str]]:
+        """Read every file: ``({name: (path, text, raw, content hash)}, names of files that failed)``."""
+        wanted: dict[str, tuple[Path, str, bytes, str]] = {}
+        unreadable: set[str] = set()
+        for f in src.files:
+            try:
+                text, raw = read_document(f)
+            except IngestError as e:
+                report.errors.append((e.path, e.reason))
+                unreadable.add(f.name)
+                continue
+            if f.name in wanted:
+                report.errors.append((str(f), f"duplicate document name {f.name!r}; skipped"))
+                continue
+            wanted[f.name] = (f, text, raw, _content_hash(raw, catalog.get(f.name)))
+        return wanted, unreadable
 
     last_report: IndexReport | None = None
 
 
-__all__ = ["DocRecord", "Index", "IndexReport", "parse_document"]
+def _pointer(root: Path) -> tuple[int, int, int] | None:
+    """Identity of the CURRENT pointer file (a publish replaces it, so its inode changes)."""
+    try:
+        st = os.stat(root / "CURRENT")
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _load_build(root: Path, build: Path, settings: Settings, full_check: bool | None = None,
+                snap: Snapshot | None = None) -> Snapshot:
+    """Load (or, given ``snap``, only check) a build; any damage is ``IndexDamaged`` naming ``root``."""
+    try:
+        manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+        if snap is not None:
+            integrity.check(build, manifest, full=bool(full_check))
+        else:
+            snap = load_snapshot(build, settings, full_check)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        reason = str(e) if isinstance(e, integrity.Damage) else f"{type(e).__name__}: {e}"
+        raise IndexDamaged(str(root), reason) from e
+    if not isinstance(manifest, dict) or manifest.get("shape") != json.loads(json.dumps(settings.index_shape())):
+        raise IndexDamaged(str(root), "built with different model or chunking settings")
+    return snap
+
+
+__all__ = ["DocRecord", "Index", "IndexReport", "SourcesRefused", "parse_document"]

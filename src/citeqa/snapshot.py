@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -22,11 +23,12 @@ from typing import Any, overload
 
 import numpy as np
 
-from citeqa import store
+from citeqa import integrity, store
 from citeqa.abbrev import expand, find_abbreviations
 from citeqa.bm25 import BM25, Rows, Vocab
 from citeqa.config import Settings
 from citeqa.embed import Embedder
+from citeqa.errors import IndexDamaged
 from citeqa.textutil import index_terms, tokens
 from citeqa.types import DocMeta, ParsedDoc, Unit
 
@@ -54,7 +56,12 @@ class Units(Sequence[Unit]):
 
     def _decode(self, i: int) -> Unit:
         assert self._records is not None
-        return store.unit_from_json(json.loads(self._records.raw(i)), i)
+        raw = self._records.raw(i)
+        try:
+            return store.unit_from_json(json.loads(raw), i)
+        except (ValueError, KeyError, TypeError) as e:  # invalid UTF-8 or JSON, missing fields
+            path = self._records.path
+            raise IndexDamaged(str(path.parent), f"{path.name} record {i} is damaged ({type(e).__name__})") from e
 
     def __len__(self) -> int:
         return len(self._records) if self._records is not None else 0
@@ -173,6 +180,16 @@ def write_build(settings: Settings, get_embedder: Callable[[], Embedder], old: S
     root = settings.index_path()
     root.mkdir(parents=True, exist_ok=True)
     tmp = store.new_build_dir(root)
+    try:
+        _write_files(tmp, settings, old, reuse, parsed, records, new_vecs, new_svecs, dim)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed build leaves no half-written directory
+        raise
+    return store.publish(root, tmp), total
+
+
+def _write_files(tmp: Path, settings: Settings, old: Snapshot, reuse: list[str], parsed: list[ParsedDoc],
+                 records: dict[str, DocRecord], new_vecs: np.ndarray, new_svecs: np.ndarray, dim: int) -> None:
     unit_w, text_w = store.RecordWriter(tmp / "units.jsonl"), store.RecordWriter(tmp / "texts.txt")
     vec_parts: list[np.ndarray] = []
     svec_parts: list[np.ndarray] = []
@@ -246,9 +263,10 @@ def write_build(settings: Settings, get_embedder: Callable[[], Embedder], old: S
         "files": {n: {"hash": records[n].content_hash, "source": records[n].source, "units": c}
                   for n, c in zip(doc_order, per_doc_units, strict=True)},
     }
-    # The manifest is written last: a build without one is incomplete and never published.
+    # Every file's size and hash (checked at load), then the manifest, last: a build without one is
+    # incomplete and never published.
+    manifest["checksums"] = integrity.checksums(tmp)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return store.publish(root, tmp), total
 
 
 def _has_sentence_vectors(u: Unit) -> bool:
@@ -378,13 +396,17 @@ def _model_version() -> str:
 
 
 # --- loading ---------------------------------------------------------------------------------------------
-def load_snapshot(build: Path, settings: Settings) -> Snapshot:
+def load_snapshot(build: Path, settings: Settings, full_check: bool | None = None) -> Snapshot:
     import faiss
 
     manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"index format {manifest.get('format') if isinstance(manifest, dict) else '?'} "
                          f"is not the current format {FORMAT}")
+    # Sizes always (a stat per file); every byte's hash too while that is cheap (small builds).
+    full = full_check if full_check is not None else (
+        integrity.total_size(manifest) <= settings.verify_on_load_mb * 1024 * 1024)
+    integrity.check(build, manifest, full)
     docs: dict[str, DocRecord] = {}
     for d in store.read_jsonl(build / "docs.jsonl"):
         meta = store.meta_from_json(d["meta"])

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from citeqa import integrity
 from citeqa.errors import IndexDamaged, IndexMissing
 from citeqa.types import DocMeta, Sentence, Unit
 
@@ -93,8 +94,12 @@ def publish(root: Path, tmp: Path) -> Path:
     with open(pointer_tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(pointer_tmp, root / "CURRENT")
-    # Old builds are garbage now; so are temp dirs left by crashed builds (an hour old: a build
-    # running in another process right now keeps its own).
+    # Old builds are garbage now; so are temp dirs left by crashed builds. Under the writer lock no
+    # other build can be running, so all of them go; without it (a direct caller of write_build), only
+    # temp dirs an hour old, as a build running in another process keeps its own.
+    if integrity.holds_lock(root):
+        integrity.remove_debris(root, keep=final)
+        return final
     for d in (root / "builds").iterdir():
         stale = d.name.startswith("b-") or time.time() - d.stat().st_mtime > 3600
         if d != final and d.is_dir() and stale:
@@ -125,7 +130,7 @@ class _File:
             return b""
         data = os.pread(self._fd, size, start)
         if len(data) != size:
-            raise ValueError(f"{self.path.name}: short read at byte {start} (file damaged?)")
+            raise IndexDamaged(str(self.path.parent), f"{self.path.name}: short read at byte {start}")
         return data
 
 
@@ -203,7 +208,11 @@ class Records:
         return self._file.read(int(self.off[lo]), int(self.off[hi] - self.off[lo]))
 
     def text(self, i: int) -> str:
-        return self.raw(i).decode("utf-8")
+        try:
+            return self.raw(i).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise IndexDamaged(str(self.path.parent), f"{self.path.name} record {i} is not valid UTF-8: "
+                               "the file was changed after it was written") from e
 
 
 class RecordWriter:
