@@ -10,7 +10,8 @@ UnitKind = Literal["chunk", "row"]
 
 @dataclass(frozen=True)
 class DocMeta:
-    """Catalog entry for one document; shown with every citation."""
+    """One document's metadata, shown with every citation: its catalog entry where it has one, else (and
+    for the fields the entry leaves blank) what its own text says (``citeqa.ingest.metadata``)."""
 
     doc: str  # file name, e.g. "003_19084b4463aafb5f.txt"
     title: str
@@ -20,6 +21,9 @@ class DocMeta:
     doi: str = ""
     trial_id: str = ""
     aliases: str = ""  # names readers use for the document or its study ("TOWER", "NCI blog")
+    # Added later: defaults keep indexes written before them loading (store.meta_from_json).
+    authors: str = ""  # "Hagop Kantarjian; Anthony Stein" or as a header writes them
+    year: str = ""  # publication year, "2017"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from citeqa.config import Settings
 from citeqa.errors import IngestError
 from citeqa.ingest.loaders import SUPPORTED, read_document
+from citeqa.ingest.metadata import merge_meta
 from citeqa.ingest.structure import parse_structure
 from citeqa.ingest.units import Sizer, build_units
 from citeqa.types import DocMeta, ParsedDoc
@@ -62,8 +63,9 @@ def parse_text(
     next_id: Callable[[], int] | None = None,
 ) -> ParsedDoc:
     st = parse_structure(text)
-    if meta is None:
-        meta = DocMeta(doc=name, title=_guess_title(text, name))
+    # The text's own title, authors, date, DOI, trial ids and study names; a catalog entry overrides
+    # them field by field. Routing a question that names a study needs them without a catalog.
+    meta = merge_meta(name, text, meta, _guess_title(text, name))
     counter = next_id or itertools.count().__next__
     units = build_units(
         name, text, st, sizer_for(settings), settings.chunk_tokens, settings.chunk_overlap_sentences, counter
