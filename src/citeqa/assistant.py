@@ -7,21 +7,27 @@ extended like any LangChain pipeline; the default path uses no LLM.
 from __future__ import annotations
 
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from citeqa.answer import compose as comp
 from citeqa.answer import evidence as ev
+from citeqa.answer import features as F
+from citeqa.answer.scorer import Model, load_model, model_path
+from citeqa.answer.verdict import verdict_evidence, verdict_features
 from citeqa.config import Settings
 from citeqa.errors import LLMError, QuestionError
 from citeqa.index import Index
 from citeqa.retrieve import HybridRetriever
 from citeqa.textutil import STOPWORDS
-from citeqa.types import Answer, AnswerSentence, Citation
+from citeqa.types import Answer, AnswerSentence, Citation, Passage
 from citeqa.verify import verify_answer
 
 MAX_QUESTION_CHARS = 2000
@@ -65,6 +71,56 @@ def is_follow_up(question: str, history: History) -> bool:
     return bool(_FOLLOW_UP.search(question)) or len(question.split()) <= 5
 
 
+@dataclass(frozen=True)
+class Condensed:
+    """The question cleaned, and the earlier turn it follows up (if any)."""
+
+    question: str
+    context: str
+    history: tuple[tuple[str, str], ...]
+    notices: tuple[str, ...]
+
+    @property
+    def standalone(self) -> str:
+        return f"{self.question} (following up on: {self.context})" if self.context else self.question
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    condensed: Condensed
+    passages: tuple[Passage, ...]  # shown to the user (top_k)
+    pool: tuple[Passage, ...]  # wider: every sentence and row of these is candidate evidence
+    qvec: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Scored evidence, the items chosen to quote, and the refusal and yes/no decisions."""
+
+    retrieved: Retrieved
+    query: F.QuestionView
+    scored: tuple[ev.Scored, ...]
+    picked: tuple[ev.Scored, ...]
+    p_answerable: float
+    refused: bool
+    verdict: str = ""  # "yes" | "no" | "unclear" for yes/no questions
+    p_yes: float = 0.5
+
+
+@dataclass(frozen=True)
+class Composed:
+    judged: Judged
+    text: str
+    citations: tuple[Citation, ...]
+    sentences: tuple[AnswerSentence, ...]
+    conflicts: tuple[str, ...]
+    notices: tuple[str, ...]
+    mode: str = "extractive"
+
+
+VERDICT_LEAD = {"yes": "Yes.", "no": "No.", "unclear": "The sources do not give a clear answer."}
+
+
 class Assistant:
     """``Assistant(index).ask(question, history) -> Answer``; ``stream`` yields text deltas then the Answer."""
 
@@ -72,126 +128,153 @@ class Assistant:
         self.index = index
         self.settings = settings or index.settings
         self.retriever = HybridRetriever(index=index, settings=self.settings, k=self.settings.top_k)
-        self.chain: Runnable[dict[str, Any], dict[str, Any]] = (
-            RunnableLambda(self._condense).with_config(run_name="condense")
-            | RunnableLambda(self._retrieve).with_config(run_name="retrieve")
-            | RunnableLambda(self._score).with_config(run_name="score")
-            | RunnableLambda(self._compose).with_config(run_name="compose")
+        self.chain: Runnable[dict[str, Any], Composed] = (
+            RunnableLambda(lambda d: self.condense(d["question"], d["history"])).with_config(run_name="condense")
+            | RunnableLambda(self.retrieve).with_config(run_name="retrieve")
+            | RunnableLambda(self.judge).with_config(run_name="score")
+            | RunnableLambda(self.compose).with_config(run_name="compose")
         )
         self._llm: Any = None
+        self._timings = threading.local()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
         settings = settings or Settings()
         return cls(Index.open(settings), settings)
 
+    # Models load on first use: retrieval alone (training data, benchmarks) does not need them.
+    @property
+    def evidence_model(self) -> Model:
+        return ev.models(self.settings.models_dir or None)[0]
+
+    @property
+    def answerable_model(self) -> Model:
+        return ev.models(self.settings.models_dir or None)[1]
+
+    @property
+    def verdict_model(self) -> Model:
+        return load_model(str(model_path(self.settings.models_dir or None, "verdict")))
+
+    @property
+    def refusal_threshold(self) -> float:
+        t = self.settings.refusal_threshold
+        return self.answerable_model.threshold if t is None else t
+
     # --- public API -----------------------------------------------------------------------------
     def ask(self, question: str, history: History = ()) -> Answer:
         t0 = time.perf_counter()
-        state = self.chain.invoke({"question": question, "history": list(history), "timings": {}, "t0": t0})
-        if self.settings.answer_mode != "extractive" and not state["refused"]:
-            state = self._with_llm(state)
-        return self._finish(state)
+        self._timings.value = {}
+        out = self.chain.invoke({"question": question, "history": list(history)})
+        if self.settings.answer_mode != "extractive" and not out.judged.refused:
+            out = self._with_llm(out)
+        return self._finish(out, t0)
 
     def stream(self, question: str, history: History = ()) -> Iterator[str | Answer]:
         """Yield answer text as it is produced, then the final, verified ``Answer``."""
         t0 = time.perf_counter()
-        state = self.chain.invoke({"question": question, "history": list(history), "timings": {}, "t0": t0})
-        if self.settings.answer_mode != "extractive" and not state["refused"]:
+        self._timings.value = {}
+        out = self.chain.invoke({"question": question, "history": list(history)})
+        if self.settings.answer_mode != "extractive" and not out.judged.refused:
             parts: list[str] = []
             try:
-                for delta in self._llm_answerer().stream(*self._llm_inputs(state)):
+                for delta in self._llm_answerer().stream(*self._llm_inputs(out.judged)):
                     parts.append(delta)
                     yield delta
-                state = self._verify_llm(state, "".join(parts))
+                out = self._verify_llm(out, "".join(parts))
             except LLMError as e:
-                state["notices"].append(f"The LLM failed ({e}); showing the evidence-based answer.")
+                out = replace(out, notices=(*out.notices, f"The LLM failed ({e}); showing the evidence-based answer."))
                 yield "\n\n"
-                yield from re.findall(r"\S+\s*", state["text"])
+                yield from re.findall(r"\S+\s*", out.text)
         else:
-            yield from re.findall(r"\S+\s*", state["text"])
-        yield self._finish(state)
+            yield from re.findall(r"\S+\s*", out.text)
+        yield self._finish(out, t0)
 
     # --- chain stages -----------------------------------------------------------------------------
-    def _condense(self, st: dict[str, Any]) -> dict[str, Any]:
-        t = time.perf_counter()
-        q = clean_question(st["question"])
-        history = [(clean_question(u) if u.strip() else "", a) for u, a in st["history"] if isinstance(u, str)]
-        notices: list[str] = []
-        if not looks_english(q):
-            notices.append("citeqa's models and sources are English; a question in another language may "
-                           "find nothing. Try asking in English.")
-        context = ""
-        if is_follow_up(q, history):
-            context = next((u for u, _ in reversed(history) if u), "")
-        st.update(question=q, context=context, notices=notices,
-                  standalone=f"{q} (following up on: {context})" if context else q)
-        st["timings"]["condense"] = (time.perf_counter() - t) * 1000
-        return st
+    def _time(self, stage: str, t: float) -> None:
+        timings = getattr(self._timings, "value", None)
+        if timings is not None:
+            timings[stage] = (time.perf_counter() - t) * 1000
 
-    def _retrieve(self, st: dict[str, Any]) -> dict[str, Any]:
+    def condense(self, question: str, history: History = ()) -> Condensed:
         t = time.perf_counter()
-        query = f"{st['question']} {st['context']}".strip()
+        q = clean_question(question)
+        hist = tuple((clean_question(u) if u.strip() else "", a) for u, a in history if isinstance(u, str))
+        notices: tuple[str, ...] = ()
+        if not looks_english(q):
+            notices = ("citeqa's models and sources are English; a question in another language may "
+                       "find nothing. Try asking in English.",)
+        context = next((u for u, _ in reversed(hist) if u), "") if is_follow_up(q, hist) else ""
+        self._time("condense", t)
+        return Condensed(q, context, hist, notices)
+
+    def retrieve(self, c: Condensed) -> Retrieved:
+        t = time.perf_counter()
+        query = f"{c.question} {c.context}".strip()
         qv = self.retriever.embed_query(query)
-        q_only = self.retriever.embed_query(st["question"]) if st["context"] else qv
+        q_only = self.retriever.embed_query(c.question) if c.context else qv
         # Evidence is scored over a wider pool than the passages shown: a table row ranked 12th may
         # still be the exact answer.
         shown = self.retriever.passages(query, self.settings.top_k, qvec=qv)
         ids = {p.unit.id for p in shown}
         wider = self.retriever.passages(query, max(self.settings.evidence_pool, self.settings.top_k), qvec=qv)
-        st["passages"] = shown
-        st["pool"] = shown + [p for p in wider if p.unit.id not in ids]
-        st["qvec"] = (q_only + 0.5 * qv) / 1.5 if st["context"] else qv
-        st["timings"]["retrieve"] = (time.perf_counter() - t) * 1000
-        return st
+        pool = shown + [p for p in wider if p.unit.id not in ids]
+        qvec = (q_only + 0.5 * qv) / 1.5 if c.context else qv
+        self._time("retrieve", t)
+        return Retrieved(c, tuple(shown), tuple(pool), qvec)
 
-    def _score(self, st: dict[str, Any]) -> dict[str, Any]:
+    def judge(self, r: Retrieved) -> Judged:
         t = time.perf_counter()
-        q = ev.make_query(self.index, st["question"], st["context"], st["qvec"])
-        scored = ev.score(self.index, q, ev.candidates(self.index, st["pool"]))
-        mentioned = self.index.mentioned_docs(f"{st['question']} {st['context']}")
-        picked = ev.select(q, scored, self.settings.max_evidence, mentioned)
-        st.update(query=q, scored=scored, picked=picked, support=ev.support(q, picked, mentioned))
-        st["timings"]["score"] = (time.perf_counter() - t) * 1000
-        return st
+        c = r.condensed
+        q = ev.make_query(self.index, c.question, c.context, r.qvec)
+        scored = ev.score(self.index, q, ev.candidates(self.index, r.pool), self.evidence_model)
+        picked = ev.select(q, scored, self.settings.max_evidence, self.settings.evidence_ratio)
+        p_ans = ev.answerability(q, scored, self.answerable_model)
+        refused = p_ans < self.refusal_threshold or not picked
+        verdict, p_yes = "", 0.5
+        if q.yes_no and not refused:
+            items = [(s.cand.text, s.cand.unit.doc, s.role, s.cand.sentence.start, s.score) for s in scored]
+            texts = verdict_evidence(items, self.settings.evidence_ratio)
+            p_yes = float(self.verdict_model.predict(verdict_features(c.question, texts))[0])
+            margin = float((self.verdict_model.extra or {}).get("unclear_margin", 0.0))
+            verdict = "unclear" if abs(p_yes - 0.5) < margin else ("yes" if p_yes >= 0.5 else "no")
+        self._time("score", t)
+        return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes)
 
-    def _compose(self, st: dict[str, Any]) -> dict[str, Any]:
+    def compose(self, j: Judged) -> Composed:
         t = time.perf_counter()
-        refused = st["support"] < self.settings.refusal_threshold or not st["picked"]
-        st["refused"] = refused
-        st["conflicts"] = []
-        if refused:
-            st["text"], st["citations"], st["sentences"] = self._refusal(st)
-        else:
-            picked = list(st["picked"])
-            found = comp.conflicts(self.index, picked, st["scored"])
-            for a, b, _ in found:
-                for s in (a, b):
-                    if s not in picked:
-                        picked.append(s)
-            text, cits, sents = comp.compose(self.index, picked)
-            if found:
-                notes = []
-                for a, b, what in found:
-                    na = next(c.n for c in cits if (c.doc, c.start) == (a.cand.unit.doc, a.cand.sentence.start))
-                    nb = next(c.n for c in cits if (c.doc, c.start) == (b.cand.unit.doc, b.cand.sentence.start))
-                    ta, tb = self.index.meta(a.cand.unit.doc).title, self.index.meta(b.cand.unit.doc).title
-                    notes.append(f"The sources differ on the number of {what}s: \"{ta}\" [{na}] and \"{tb}\" [{nb}] "
-                                 "give different figures.")
-                st["conflicts"] = notes
-                text = f"{text} {' '.join(notes)}"
-                sents = [*sents, *(AnswerSentence(n, (), True, "conflict") for n in notes)]
-            st["text"], st["citations"], st["sentences"] = text, cits, sents
-            # The extractive answer quotes its sources, so verification is a self-check that must pass.
-            st["verified"] = verify_answer(text, {c.n: c.text for c in cits})
-        st["timings"]["compose"] = (time.perf_counter() - t) * 1000
-        return st
+        notices = j.retrieved.condensed.notices
+        if j.refused:
+            text, cits, sents = self._refusal(j)
+            self._time("compose", t)
+            return Composed(j, text, tuple(cits), tuple(sents), (), notices)
+        picked = list(j.picked)
+        found = comp.conflicts(self.index, picked, list(j.scored), frozenset(j.query.core))
+        for a, b, _ in found:
+            for s in (a, b):
+                if s not in picked:
+                    picked.append(s)
+        text, cits, sents = comp.compose(self.index, picked)
+        notes = []
+        for a, b, what in found:
+            na = next(c.n for c in cits if (c.doc, c.start) == (a.cand.unit.doc, a.cand.sentence.start))
+            nb = next(c.n for c in cits if (c.doc, c.start) == (b.cand.unit.doc, b.cand.sentence.start))
+            ta, tb = self.index.meta(a.cand.unit.doc).title, self.index.meta(b.cand.unit.doc).title
+            notes.append(f"The sources give different figures ({what}): \"{ta}\" [{na}] and \"{tb}\" [{nb}].")
+        if notes:
+            text = f"{text} {' '.join(notes)}"
+            sents = [*sents, *(AnswerSentence(n, (), True, "conflict") for n in notes)]
+        if j.verdict:
+            lead = VERDICT_LEAD[j.verdict]
+            text = f"{lead} {text}"
+            sents = [AnswerSentence(lead, (), True, "verdict"), *sents]
+        self._time("compose", t)
+        return Composed(j, text, tuple(cits), tuple(sents), tuple(notes), notices)
 
-    def _refusal(self, st: dict[str, Any]) -> tuple[str, list[Citation], list[AnswerSentence]]:
+    def _refusal(self, j: Judged) -> tuple[str, list[Citation], list[AnswerSentence]]:
         draft = comp.Draft(self.index, [])
         shown = []
         seen_units = set()
-        for s in st["scored"]:
+        for s in j.scored:
             if s.cand.unit.id in seen_units:
                 continue
             seen_units.add(s.cand.unit.id)
@@ -200,7 +283,7 @@ class Assistant:
             shown.append(n)
             if len(shown) == 3:
                 break
-        topic = st["question"].rstrip("?. ")
+        topic = j.retrieved.condensed.question.rstrip("?. ")
         lead = f"The indexed sources do not report this (asked: \"{topic}\")."
         near = f" Nearest passages: {', '.join(f'[{n}]' for n in shown)}." if shown else ""
         return lead + near, draft.citations, [AnswerSentence(lead, (), True, "refusal")]
@@ -213,34 +296,31 @@ class Assistant:
             self._llm = LLMAnswerer(self.settings)
         return self._llm
 
-    def _llm_inputs(self, st: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[tuple[int, str, str]]]:
-        pool = st["scored"][:8]
-        st["llm_pool"] = pool
+    def _llm_inputs(self, j: Judged) -> tuple[str, list[tuple[str, str]], list[tuple[int, str, str]]]:
         numbered = []
-        for i, s in enumerate(pool, 1):
+        for i, s in enumerate(j.scored[:8], 1):
             u = s.cand.unit
             header = f"{self.index.meta(u.doc).title} — {u.section}"
             numbered.append((i, header, comp.sentence_text(self.index, s)))
-        return st["question"], st["history"], numbered
+        return j.retrieved.condensed.question, list(j.retrieved.condensed.history), numbered
 
-    def _with_llm(self, st: dict[str, Any]) -> dict[str, Any]:
+    def _with_llm(self, out: Composed) -> Composed:
         t = time.perf_counter()
         try:
-            raw = self._llm_answerer().answer(*self._llm_inputs(st))
-            st = self._verify_llm(st, raw)
+            raw = self._llm_answerer().answer(*self._llm_inputs(out.judged))
+            out = self._verify_llm(out, raw)
         except LLMError as e:
-            st["notices"].append(f"The LLM failed ({e}); showing the evidence-based answer.")
-        st["timings"]["llm"] = (time.perf_counter() - t) * 1000
-        return st
+            out = replace(out, notices=(*out.notices, f"The LLM failed ({e}); showing the evidence-based answer."))
+        self._time("llm", t)
+        return out
 
-    def _verify_llm(self, st: dict[str, Any], raw: str) -> dict[str, Any]:
-        pool = st["llm_pool"]
+    def _verify_llm(self, out: Composed, raw: str) -> Composed:
+        pool = out.judged.scored[:8]
         sources = {i: comp.sentence_text(self.index, s) for i, s in enumerate(pool, 1)}
         v = verify_answer(raw, sources)
         if not v.sentences or not any(s.supported and s.citations for s in v.sentences):
-            st["notices"].append("The LLM's answer could not be verified against the sources; "
-                                 "showing the evidence-based answer instead.")
-            return st
+            return replace(out, notices=(*out.notices, "The LLM's answer could not be verified against the "
+                                         "sources; showing the evidence-based answer instead."))
         # Renumber the LLM's markers onto exact citations in order of use.
         draft = comp.Draft(self.index, [])
         mapping = {}
@@ -250,28 +330,33 @@ class Assistant:
         text = re.sub(r"\[(\d+(?:\s*,\s*\d+)*)\]",
                       lambda m: "[" + ", ".join(str(mapping.get(int(x), x)) for x in m.group(1).split(",")) + "]",
                       v.text)
-        sents = [AnswerSentence(s.text, tuple(mapping.get(n, n) for n in s.citations), s.supported, s.note)
-                 for s in v.sentences]
+        sents = tuple(AnswerSentence(s.text, tuple(mapping.get(n, n) for n in s.citations), s.supported, s.note)
+                      for s in v.sentences)
+        notices = out.notices
         if any(not s.supported for s in sents):
-            st["notices"].append("Some sentences of the LLM's answer are not supported by the cited passages; "
-                                 "they are marked as unsupported.")
-        st.update(text=text, citations=draft.citations, sentences=sents, mode=self.settings.answer_mode)
-        return st
+            notices = (*notices, "Some sentences of the LLM's answer are not supported by the cited passages; "
+                       "they are marked as unsupported.")
+        return replace(out, text=text, citations=tuple(draft.citations), sentences=sents, notices=notices,
+                       mode=self.settings.answer_mode)
 
     # --- result -------------------------------------------------------------------------------------
-    def _finish(self, st: dict[str, Any]) -> Answer:
-        st["timings"]["total"] = (time.perf_counter() - st["t0"]) * 1000
+    def _finish(self, out: Composed, t0: float) -> Answer:
+        timings = dict(getattr(self._timings, "value", None) or {})
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        j = out.judged
+        c = j.retrieved.condensed
         return Answer(
-            question=st["question"],
-            text=st["text"],
-            citations=st["citations"],
-            passages=[p.to_dict() for p in st["passages"]],
-            refused=st["refused"],
-            sentences=tuple(st["sentences"]),
-            conflicts=tuple(st["conflicts"]),
-            notices=tuple(st["notices"]),
-            standalone_question=st["standalone"],
-            mode=st.get("mode", "extractive"),
-            support=st["support"],
-            timings_ms=dict(st["timings"]),
+            question=c.question,
+            text=out.text,
+            citations=list(out.citations),
+            passages=[p.to_dict() for p in j.retrieved.passages],
+            refused=j.refused,
+            sentences=out.sentences,
+            conflicts=out.conflicts,
+            notices=out.notices,
+            standalone_question=c.standalone,
+            mode=out.mode,
+            support=j.p_answerable,
+            verdict=j.verdict,
+            timings_ms=timings,
         )

@@ -66,8 +66,17 @@ class Settings(BaseSettings):
         "extractive", description="extractive (no LLM), an OpenAI-compatible endpoint, or a local GGUF."
     )
     max_evidence: int = Field(3, ge=1, le=8, description="Most evidence sentences in an extractive answer.")
-    refusal_threshold: float = Field(
-        0.45, ge=0, le=1, description="Answer support below this is refused (calibrated on the dev set)."
+    refusal_threshold: float | None = Field(
+        None, ge=0, le=1, description="Refuse when P(the sources answer) is below this; empty: the threshold "
+        "stored with the model (chosen on out-of-fold predictions for false refusals <= 8%).",
+    )
+    evidence_ratio: float = Field(
+        0.5, gt=0, le=1, description="Further evidence joins the lead when its probability is at least this "
+        "share of the lead's.",
+    )
+    models_dir: str = Field(
+        "", description="Folder with evidence.json, answerable.json and verdict.json (empty: the models "
+        "shipped in citeqa/answer/models).",
     )
     llm_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible endpoint URL.")
     llm_model: str = Field("local", description="Model name sent to the endpoint.")

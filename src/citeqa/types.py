@@ -141,7 +141,8 @@ class Answer:
     notices: tuple[str, ...] = ()  # e.g. "LLM timed out; showing the extractive answer"
     standalone_question: str = ""
     mode: str = "extractive"
-    support: float = 0.0
+    support: float = 0.0  # P(the sources answer the question), from the answerability model
+    verdict: str = ""  # yes/no questions: "yes", "no" or "unclear"
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,5 +158,6 @@ class Answer:
             "standalone_question": self.standalone_question,
             "mode": self.mode,
             "support": round(self.support, 4),
+            "verdict": self.verdict,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }

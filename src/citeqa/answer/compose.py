@@ -8,13 +8,10 @@ from dataclasses import dataclass
 
 from citeqa.answer.evidence import Scored
 from citeqa.index import Index
-from citeqa.textutil import numbers
+from citeqa.textutil import index_terms, numbers
 from citeqa.types import AnswerSentence, Citation, Sentence, Unit
 
 _PAREN_DIGITS = re.compile(r"\s*\([^()]*\d[^()]*\)")
-# Numbers anchored to what they count: "376 patients", "34%", "7.7 months".
-_ANCHORED = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(%|percent\b|patients\b|infants\b|children\b|adults\b|months\b|"
-                       r"years\b|deaths\b|centers\b|countries\b)", re.I)
 
 
 @dataclass
@@ -140,37 +137,59 @@ def _continuation(index: Index, unit: Unit, sent: Sentence) -> tuple[Unit, Sente
     return None
 
 
-def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored]) -> list[tuple[Scored, Scored, str]]:
-    """Pairs of strong evidence from different documents that give different figures for the same thing."""
+def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], asked: frozenset[str] = frozenset()
+              ) -> list[tuple[Scored, Scored, str]]:
+    """Pairs of strong evidence from different documents that give different figures for the same measure
+    of the question (``asked``: the question's terms)."""
     if not picked:
         return []
     lead = picked[0]
     found = []
-    strong = [s for s in pool if s.score >= 0.75 * lead.score][:12]
+    strong = [s for s in pool if s.score >= 0.5 * lead.score][:12]
     for a_i, a in enumerate(strong):
         for b in strong[a_i + 1 :]:
-            if a.cand.unit.doc == b.cand.unit.doc:
+            if a.cand.unit.doc == b.cand.unit.doc or not (a in picked or b in picked):
                 continue
-            what = _differ(sentence_text(index, a), sentence_text(index, b))
-            if what and (a in picked or b in picked):
+            what = _differ(sentence_text(index, a), sentence_text(index, b), asked)
+            if what:
                 found.append((a, b, what))
     return found[:2]
 
 
-def _anchored(text: str) -> dict[str, set[str]]:
+# Figures that say nothing about a result: years, P values, confidence bounds, table pointers, codes.
+_NOT_MEASURE = re.compile(r"\b(?:19|20)\d\d\b|\bP\s*[=<>≤≥]\s*0?\.\d+|\b(?:95%\s*)?(?:CI|confidence interval)[^;)]*|"
+                          r"\b(?:tables?|fig(?:ure)?s?\.?|phase|grade|stage|day|week)\s+\d+|[A-Za-z]\d+", re.I)
+_FIGURE = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s*(%|[^\W\d_]+)")
+
+
+def _figures(text: str) -> dict[str, set[str]]:
+    """Unit word ("%", "month", "patient", stemmed) -> the figures given in it."""
     out: dict[str, set[str]] = {}
-    for num, unit in _ANCHORED.findall(text):
-        key = unit.lower().rstrip("s") if unit != "%" else "%"
-        out.setdefault(key, set()).add(num.replace(",", ""))
+    for m in _FIGURE.finditer(_NOT_MEASURE.sub(" ", text)):
+        unit = m.group(2) if m.group(2) == "%" else next(iter(index_terms(m.group(2))), "")
+        if unit:
+            out.setdefault(unit, set()).add(m.group(1).replace(",", ""))
     return out
 
 
-def _differ(a: str, b: str) -> str:
-    """Name the counted thing when both texts count it with no figure in common."""
-    fa, fb = _anchored(a), _anchored(b)
-    for key in fa.keys() & fb.keys():
-        if key in {"%", "month", "year"}:
-            continue  # percentages and durations differ for many legitimate reasons (arms, end points)
-        if not (fa[key] & fb[key]) and not (fa[key] & set(numbers(b))) and not (fb[key] & set(numbers(a))):
-            return key
+def _unit_word(text: str, unit: str) -> str:
+    """How ``text`` writes the (stemmed) unit: "patients", "months", "%"."""
+    for m in _FIGURE.finditer(text):
+        if m.group(2) == unit or next(iter(index_terms(m.group(2))), "") == unit:
+            return "percentages" if unit == "%" else m.group(2).lower()
+    return unit
+
+
+def _differ(a: str, b: str, asked: frozenset[str]) -> str:
+    """The measure both texts report with no figure in common ("" when they agree or measure different
+    things). Same measure: the same unit, and either the question counts that unit ("how many patients")
+    or both texts name at least two of the question's words (what is measured, and of whom)."""
+    fa, fb = _figures(a), _figures(b)
+    na, nb = set(numbers(a)), set(numbers(b))
+    about = asked & set(index_terms(a)) & set(index_terms(b))
+    for unit in fa.keys() & fb.keys():
+        if fa[unit] & nb or fb[unit] & na:
+            continue  # the other text also gives this figure: they agree (or list both arms)
+        if unit in asked or len(about - {unit}) >= 2:
+            return _unit_word(a, unit)
     return ""

@@ -1,0 +1,159 @@
+"""Training data for the evidence, answerability and verdict models.
+
+For every labelled question of a corpus, the real chain runs up to evidence scoring (condense →
+retrieve → candidates → features); each candidate sentence/row is labelled 1 when its span overlaps a
+gold evidence span. Questions, candidates and features are cached under ``runs/training/<corpus>``.
+
+    python -m citeqa.training.dataset [--corpus seeds covidqa pubmedqa]
+
+Each corpus needs its own index (``CITEQA_INDEX_DIR``); ``corpora()`` says where, and builds it when
+missing (tens of minutes for the external packs on two cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from citeqa.answer import evidence as ev
+from citeqa.answer import features as F
+from citeqa.config import PROJECT_ROOT, Settings
+
+SHARED = Path(os.environ.get("CITEQA_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+CACHE = PROJECT_ROOT / "runs" / "training"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    docs_dir: Path
+    question_files: tuple[tuple[str, Path], ...]  # (question set name, path)
+    index_dir: Path
+
+
+def corpora(index_root: Path | None = None) -> list[Corpus]:
+    root = index_root or Path(os.environ.get("CITEQA_TRAINING_INDEX_ROOT", PROJECT_ROOT / "runs" / "indexes"))
+    ext = SHARED / "eval" / "external-dev"
+    return [
+        Corpus("seeds", PROJECT_ROOT / "seeds", (("dev", SHARED / "eval" / "dev.jsonl"),
+                                                 ("own", PROJECT_ROOT / "evals" / "seeds_questions.jsonl")),
+               root / "seeds"),
+        Corpus("covidqa", ext / "covidqa-dev" / "docs", (("covidqa", ext / "covidqa-dev" / "questions.jsonl"),),
+               root / "covidqa"),
+        Corpus("pubmedqa", ext / "pubmedqa-dev" / "docs", (("pubmedqa", ext / "pubmedqa-dev" / "questions.jsonl"),),
+               root / "pubmedqa"),
+    ]
+
+
+def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line.strip():
+            yield json.loads(line)
+
+
+def _gold_spans(item: dict[str, Any], doc_text: Any) -> list[tuple[str, int, int]]:
+    out = []
+    for e in item.get("evidence") or []:
+        doc = e["doc"]
+        if "start" in e and "end" in e:
+            out.append((doc, int(e["start"]), int(e["end"])))
+            continue
+        try:
+            text = doc_text(doc)
+        except KeyError:
+            continue
+        pos = text.find(e["quote"])
+        if pos < 0:  # whitespace differences (tables): match on the first words
+            head = re.escape(" ".join(e["quote"].split()[:6])).replace(r"\ ", r"\s+")
+            m = re.search(head, text)
+            pos = m.start() if m else -1
+        if pos >= 0:
+            out.append((doc, pos, pos + len(e["quote"])))
+    return out
+
+
+def build(corpus: Corpus, settings: Settings | None = None) -> dict[str, Any]:
+    """Run the chain to the evidence features for every question of ``corpus``; returns the dataset."""
+    from citeqa.assistant import Assistant
+    from citeqa.index import Index
+
+    settings = settings or Settings(index_dir=corpus.index_dir, seeds_dir=corpus.docs_dir)
+    index = Index.open(settings)
+    assistant = Assistant(index, settings)
+    xs, ys, qidx = [], [], []
+    questions: list[dict[str, Any]] = []
+    for set_name, path in corpus.question_files:
+        for item in _read_jsonl(path):
+            hist = [tuple(h) for h in item.get("history") or []]
+            c = assistant.condense(item["question"], hist)
+            r = assistant.retrieve(c)
+            q = ev.make_query(index, c.question, c.context, r.qvec)
+            cands = ev.candidates(index, r.pool)
+            vs = ev.views(index, q, cands)
+            x = F.feature_matrix(q, vs)
+            gold = _gold_spans(item, index.doc_text)
+            y = [int(any(cd.unit.doc == d and cd.sentence.start < e and s < cd.sentence.end for d, s, e in gold))
+                 for cd in cands]
+            qi = len(questions)
+            questions.append({
+                "id": item["id"], "set": set_name, "type": item.get("type", ""), "label": item.get("label", ""),
+                "answerable": bool(item.get("evidence")) and item.get("type") != "unanswerable",
+                "question": c.question, "must_contain": item.get("must_contain", []),
+                "q_numbers": sorted(q.numbers), "unknown_share": q.unknown_share, "max_idf": q.max_idf,
+                "n_core": len(q.core), "wants_number": q.wants_number, "yes_no": q.yes_no,
+                "cands": [{"doc": cd.unit.doc, "start": cd.sentence.start, "end": cd.sentence.end,
+                           "text": cd.text, "role": v.role} for cd, v in zip(cands, vs, strict=True)],
+            })
+            xs.append(x)
+            ys.extend(y)
+            qidx.extend([qi] * len(cands))
+    return {"X": np.vstack(xs) if xs else np.zeros((0, len(F.FEATURE_NAMES))), "y": np.array(ys),
+            "qidx": np.array(qidx), "questions": questions, "features": list(F.FEATURE_NAMES)}
+
+
+def save(name: str, data: dict[str, Any], cache: Path = CACHE) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache / f"{name}.npz", X=data["X"], y=data["y"], qidx=data["qidx"])
+    (cache / f"{name}.json").write_text(json.dumps({"features": data["features"], "questions": data["questions"]}),
+                                        encoding="utf-8")
+
+
+def load(name: str, cache: Path = CACHE) -> dict[str, Any]:
+    arr = np.load(cache / f"{name}.npz")
+    meta = json.loads((cache / f"{name}.json").read_text(encoding="utf-8"))
+    if tuple(meta["features"]) != F.FEATURE_NAMES:
+        raise SystemExit(f"{cache / name}: cached features are stale; rerun python -m citeqa.training.dataset")
+    return {"X": arr["X"], "y": arr["y"], "qidx": arr["qidx"], **meta}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", nargs="*", default=None, help="corpora to build (default: all)")
+    ap.add_argument("--index-root", type=Path, default=None, help="where each corpus's index lives")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for corpus in corpora(args.index_root):
+        if args.corpus and corpus.name not in args.corpus:
+            continue
+        if not all(p.exists() for _, p in corpus.question_files):
+            print(f"[dataset] {corpus.name}: question files missing, skipped", file=sys.stderr)
+            continue
+        data = build(corpus)
+        save(corpus.name, data)
+        n_q = len(data["questions"])
+        print(f"[dataset] {corpus.name}: {n_q} questions, {len(data['y'])} candidates, "
+              f"{int(data['y'].sum())} positive")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

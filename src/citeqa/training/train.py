@@ -1,0 +1,270 @@
+"""Train the evidence, answerability and verdict models; report leave-one-corpus-out figures.
+
+    python -m citeqa.training.dataset          # once per feature change (needs each corpus's index)
+    python -m citeqa.training.train            # LOCO report + the shipped models in answer/models/
+    python -m citeqa.training.train --loco-dir runs/loco   # also the per-held-out-corpus models
+
+Protocol: for every corpus C, the models are fitted on the other corpora only and judged on C.
+The answerability model is fitted on evidence probabilities that are themselves out-of-corpus (each
+training corpus scored by an evidence model that did not see it), so its inputs look like those of a
+new user's documents; its refusal threshold is the one keeping false refusals at most ``--max-false``
+on those out-of-corpus predictions. Deterministic (fixed seeds, single-threaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+
+from citeqa.answer import features as F
+from citeqa.answer.scorer import MODELS_DIR, Model, logistic_from_sklearn, trees_from_sklearn
+from citeqa.answer.verdict import VERDICT_FEATURES, verdict_evidence, verdict_features
+from citeqa.training import dataset
+
+SEED = 13
+
+
+def _weights(data: dict[str, Any]) -> np.ndarray:
+    """Each question weighs the same, whatever its pool size; each corpus weighs the same."""
+    counts = np.bincount(data["qidx"])
+    w = 1.0 / counts[data["qidx"]]
+    return w / w.sum()
+
+
+def _answerable_rows(data: dict[str, Any]) -> np.ndarray:
+    ans = np.array([q["answerable"] for q in data["questions"]])
+    return ans[data["qidx"]]
+
+
+def fit_evidence(parts: list[dict[str, Any]], kind: str) -> Model:
+    xs, ys, ws = [], [], []
+    for d in parts:
+        keep = _answerable_rows(d)
+        xs.append(d["X"][keep])
+        ys.append(d["y"][keep])
+        ws.append(_weights(d)[keep])
+    x, y, w = np.vstack(xs), np.concatenate(ys), np.concatenate(ws)
+    w = w / w.mean()
+    names = F.FEATURE_NAMES
+    if kind == "trees":
+        gb = HistGradientBoostingClassifier(max_depth=4, max_iter=200, learning_rate=0.05, min_samples_leaf=40,
+                                            l2_regularization=1.0, random_state=SEED)
+        gb.fit(x, y, sample_weight=w)
+        return trees_from_sklearn("evidence", names, gb)
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=0.5, max_iter=2000, random_state=SEED)
+    lr.fit(scaler.transform(x), y, sample_weight=w)
+    return logistic_from_sklearn("evidence", names, scaler, lr)
+
+
+def question_probs(model: Model, d: dict[str, Any]) -> list[np.ndarray]:
+    p = model.predict(d["X"]) if len(d["X"]) else np.zeros(0)
+    return [p[d["qidx"] == i] for i in range(len(d["questions"]))]
+
+
+def _qview(q: dict[str, Any]) -> F.QuestionView:
+    return F.QuestionView(text=q["question"], weights={}, core=frozenset(range(q["n_core"])),  # type: ignore[arg-type]
+                          numbers=frozenset(q["q_numbers"]), max_idf=q["max_idf"], unknown_share=q["unknown_share"],
+                          wants_number=q["wants_number"], wants_time=False, wants_place=False, wants_person=False,
+                          wants_reason=False, wants_how=False, wants_definition=False, yes_no=q["yes_no"],
+                          named=frozenset(), vector=np.zeros(1))
+
+
+def answerable_matrix(d: dict[str, Any], probs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    rows, labels = [], []
+    for i, q in enumerate(d["questions"]):
+        x = d["X"][d["qidx"] == i]
+        docs = [c["doc"] for c in q["cands"]]
+        rows.append(F.answerable_vector(_qview(q), probs[i], x, docs))
+        labels.append(int(q["answerable"]))
+    return np.array(rows), np.array(labels)
+
+
+def fit_answerable(x: np.ndarray, y: np.ndarray, max_false: float) -> Model:
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=0.3, max_iter=2000, class_weight="balanced", random_state=SEED)
+    lr.fit(scaler.transform(x), y)
+    m = logistic_from_sklearn("answerable", F.ANSWERABLE_FEATURES, scaler, lr)
+    p = m.predict(x)
+    pos = np.sort(p[y == 1])
+    # The highest threshold that still answers all but ``max_false`` of the answerable questions.
+    thr = float(pos[int(np.floor(max_false * len(pos)))]) if len(pos) else 0.5
+    return Model(m.name, m.features, m.kind, m.mean, m.scale, m.coef, m.intercept, threshold=thr - 1e-9)
+
+
+def _top_hits(d: dict[str, Any], probs: list[np.ndarray], k: int) -> tuple[int, int, int]:
+    hit = in_pool = n = 0
+    for i, q in enumerate(d["questions"]):
+        if not q["answerable"]:
+            continue
+        n += 1
+        y = d["y"][d["qidx"] == i]
+        in_pool += int(y.sum() > 0)
+        if len(y):
+            top = np.argsort(-probs[i], kind="stable")[:k]
+            hit += int(y[top].sum() > 0)
+    return hit, in_pool, n
+
+
+def _verdict_rows(d: dict[str, Any], probs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for i, q in enumerate(d["questions"]):
+        if q["type"] != "yes_no" or q["label"] not in ("yes", "no"):
+            continue
+        order = np.argsort(-probs[i], kind="stable")
+        items = [(q["cands"][j]["text"], q["cands"][j]["doc"], q["cands"][j]["role"], q["cands"][j]["start"],
+                  float(probs[i][j])) for j in order]
+        xs.append(verdict_features(q["question"], verdict_evidence(items)))
+        ys.append(int(q["label"] == "yes"))
+    return np.array(xs), np.array(ys)
+
+
+def fit_verdict(x: np.ndarray, y: np.ndarray) -> Model:
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=1.0, max_iter=4000, random_state=SEED)
+    lr.fit(scaler.transform(x), y)
+    return logistic_from_sklearn("verdict", VERDICT_FEATURES, scaler, lr, extra={"unclear_margin": 0.0})
+
+
+def verdict_cv(x: np.ndarray, y: np.ndarray, folds: int = 5) -> float:
+    if len(y) < folds * 2:
+        return float("nan")
+    correct = 0
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=SEED).split(x, y):
+        m = fit_verdict(x[tr], y[tr])
+        correct += int(((m.predict(x[te]) >= 0.5) == (y[te] == 1)).sum())
+    return correct / len(y)
+
+
+def run(kind: str, max_false: float, loco_dir: Path | None, out_dir: Path) -> dict[str, Any]:
+    names = [c.name for c in dataset.corpora() if (dataset.CACHE / f"{c.name}.npz").exists()]
+    data = {n: dataset.load(n) for n in names}
+    report: dict[str, Any] = {"kind": kind, "max_false_refusal": max_false, "corpora": {}}
+    # Out-of-corpus evidence probabilities for every corpus (input of the answerability model).
+    ooc_models = {n: fit_evidence([data[m] for m in names if m != n], kind) for n in names}
+    ooc_probs = {n: question_probs(ooc_models[n], data[n]) for n in names}
+    for held in names:
+        others = [m for m in names if m != held]
+        ev_model = ooc_models[held]
+        # Answerability inputs for the training corpora: each scored by a model that saw neither it
+        # nor the held-out corpus, when there are enough corpora for that.
+        ax, ay = [], []
+        for m in others:
+            rest = [o for o in others if o != m]
+            probs = question_probs(fit_evidence([data[o] for o in rest], kind), data[m]) if rest else ooc_probs[m]
+            a, b = answerable_matrix(data[m], probs)
+            ax.append(a)
+            ay.append(b)
+        ans_model = fit_answerable(np.vstack(ax), np.concatenate(ay), max_false)
+        tx, ty = answerable_matrix(data[held], ooc_probs[held])
+        p_ans = ans_model.predict(tx)
+        refused = p_ans < ans_model.threshold
+        h1, in_pool, n = _top_hits(data[held], ooc_probs[held], 1)
+        h3, _, _ = _top_hits(data[held], ooc_probs[held], 3)
+        row = {
+            "questions": len(ty), "answerable": int(ty.sum()), "evidence_in_pool": in_pool,
+            "top1_evidence": round(h1 / max(n, 1), 3), "top3_evidence": round(h3 / max(n, 1), 3),
+            "answerable_auc": round(float(roc_auc_score(ty, p_ans)), 3) if 0 < ty.sum() < len(ty) else None,
+            "threshold": round(ans_model.threshold, 4),
+            "unanswerable_refused": round(float(refused[ty == 0].mean()), 3) if (ty == 0).any() else None,
+            "false_refusal": round(float(refused[ty == 1].mean()), 3) if (ty == 1).any() else None,
+        }
+        report["corpora"][held] = row
+        if loco_dir is not None:
+            ev_model.save(loco_dir / held / "evidence.json")
+            ans_model.save(loco_dir / held / "answerable.json")
+        print(f"[loco] {held}: {json.dumps(row)}")
+    # Shipped models: evidence on everything; answerability on the out-of-corpus probabilities.
+    ev_all = fit_evidence([data[n] for n in names], kind)
+    ax, ay = zip(*(answerable_matrix(data[n], ooc_probs[n]) for n in names), strict=True)
+    ans_all = fit_answerable(np.vstack(ax), np.concatenate(ay), max_false)
+    ev_all.save(out_dir / "evidence.json")
+    ans_all.save(out_dir / "answerable.json")
+    # Verdicts: only one corpus has yes/no labels, so the figure is 5-fold cross-validated within it.
+    vx, vy = [], []
+    for n in names:
+        a, b = _verdict_rows(data[n], ooc_probs[n])
+        if len(b):
+            vx.append(a)
+            vy.append(b)
+    if vx:
+        x, y = np.vstack(vx), np.concatenate(vy)
+        report["verdict"] = {"items": len(y), "yes_share": round(float(y.mean()), 3),
+                             "cv_accuracy": round(verdict_cv(x, y), 3)}
+        vm = fit_verdict(x, y)
+        vm.save(out_dir / "verdict.json")
+        if loco_dir is not None:
+            for held in names:
+                vm.save(loco_dir / held / "verdict.json")
+        print(f"[verdict] {json.dumps(report['verdict'])}")
+    report["shipped_threshold"] = round(ans_all.threshold, 4)
+    report["data"] = {n: {"questions": len(data[n]["questions"]), "candidates": len(data[n]["y"]),
+                          "positive": int(data[n]["y"].sum())} for n in names}
+    (out_dir / "training_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    (out_dir / "MODEL_CARD.md").write_text(model_card(report), encoding="utf-8")
+    return report
+
+
+def model_card(report: dict[str, Any]) -> str:
+    """The card shipped beside the models: data, features, how they were chosen, out-of-corpus figures."""
+    lines = [
+        "# citeqa answer models", "",
+        "Written by `python -m citeqa.training.train` (deterministic; seconds on two cores once",
+        "`python -m citeqa.training.dataset` has cached the features). Do not edit by hand.", "",
+        "| file | predicts | model |", "| --- | --- | --- |",
+        f"| `evidence.json` | P(a candidate sentence/row is gold evidence) | {report['kind']} |",
+        "| `answerable.json` | P(the retrieved evidence answers the question); refusal below `threshold` "
+        "| logistic regression |",
+        "| `verdict.json` | P(yes) for a yes/no question, from its evidence | logistic regression |", "",
+        "## Data", "",
+        "| corpus | questions | candidates | positive candidates |", "| --- | ---: | ---: | ---: |",
+        *(f"| {n} | {d['questions']} | {d['candidates']} | {d['positive']} |" for n, d in report["data"].items()),
+        "", "Candidates are every sentence and table row of the retrieved pool of each question (the product's own",
+        "retrieval); a candidate is positive when its span overlaps a gold evidence span. Each question weighs",
+        "the same in training, whatever its pool size.", "",
+        "## Features", "", f"Evidence ({len(F.FEATURE_NAMES)}): " + ", ".join(f"`{n}`" for n in F.FEATURE_NAMES) + ".",
+        "", "Answerability: " + ", ".join(f"`{n}`" for n in F.ANSWERABLE_FEATURES) + ".", "",
+        "Verdict: " + ", ".join(f"`{n}`" for n in VERDICT_FEATURES) + ".", "",
+        "Definitions: `src/citeqa/answer/features.py`, `src/citeqa/answer/verdict.py`.", "",
+        "## Leave-one-corpus-out figures (models fitted without the corpus they are judged on)", "",
+        "| held-out corpus | questions | evidence in pool | top-1 evidence | top-3 evidence | answerable AUC | "
+        "unanswerable refused | false refusals |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n, r in report["corpora"].items():
+        lines.append(f"| {n} | {r['questions']} | {r['evidence_in_pool']}/{r['answerable']} | {r['top1_evidence']} | "
+                     f"{r['top3_evidence']} | {r['answerable_auc']} | {r['unanswerable_refused']} | "
+                     f"{r['false_refusal']} |")
+    lines += ["", "Top-k evidence counts answerable questions whose top-k candidates include a gold span (the",
+              "'evidence in pool' column bounds it: retrieval must find the evidence first).", "",
+              f"Refusal threshold shipped: {report['shipped_threshold']} (false refusals <= "
+              f"{report['max_false_refusal']:.0%} on out-of-corpus predictions of all corpora)."]
+    if "verdict" in report:
+        v = report["verdict"]
+        lines += ["", f"Verdict: {v['items']} labelled yes/no questions (yes share {v['yes_share']}); 5-fold "
+                  f"cross-validated accuracy {v['cv_accuracy']} (only one corpus has yes/no labels, so no",
+                  "leave-one-corpus-out figure exists for it)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Train citeqa's evidence, answerability and verdict models.")
+    ap.add_argument("--kind", choices=["logistic", "trees"], default="trees", help="evidence model family")
+    ap.add_argument("--max-false", type=float, default=0.08, help="false-refusal budget for the threshold")
+    ap.add_argument("--loco-dir", type=Path, default=None, help="also write each held-out corpus's models here")
+    ap.add_argument("--out", type=Path, default=MODELS_DIR, help="where the shipped models go")
+    args = ap.parse_args(argv)
+    run(args.kind, args.max_false, args.loco_dir, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
