@@ -136,10 +136,10 @@ def evidence_html(runtime: Runtime, session: dict[str, Any] | None, key: str) ->
         ps = ans.get("passages", [])
         item = ps[n] if n < len(ps) else None
         label = f"Nearest passage {n + 1} (not used as an answer)"
-    if item is None or runtime.index is None:
+    if item is None or not runtime.ready:
         return render.render_evidence_message("That citation is not available.")
     try:
-        text = runtime.index.doc_text(item["doc"])
+        text = runtime.current().doc_text(item["doc"])
     except (KeyError, CiteqaError):
         return render.render_evidence_message(
             f"{item.get('title') or item['doc']} is no longer in the library; "

@@ -30,7 +30,7 @@ def add_uploads(runtime: Runtime, files: Sequence[Any] | None, progress: Any = N
     files = list(files or [])
     if not files:
         return render.upload_report_html([], [], [], None)
-    index = runtime.wait()
+    runtime.wait()
     settings = runtime.settings
     staged: list[Path] = []
     dups: list[str] = []
@@ -63,8 +63,12 @@ def add_uploads(runtime: Runtime, files: Sequence[Any] | None, progress: Any = N
         with runtime._library_lock:
             if progress is not None:
                 progress(0.0, desc=f"Indexing {len(staged)} file(s)…")
+            # A writer of its own: under the index folder's lock it merges with the build published now
+            # (which a CLI run may have changed), and questions running meanwhile keep their build.
+            writer = runtime.current().fork()
             try:
-                report = index.add_files(staged, progress=cb)
+                report = writer.add_files(staged, progress=cb)
+                runtime.adopt(writer)
             except CiteqaError as e:
                 report = None
                 errors += [(p.name, str(e)) for p in staged]
@@ -87,10 +91,12 @@ def add_uploads(runtime: Runtime, files: Sequence[Any] | None, progress: Any = N
 def remove_document(runtime: Runtime, doc: str | None) -> str:
     if not doc:
         return render.library_message("notice", "Choose a document to remove.")
-    index = runtime.wait()
+    runtime.wait()
     with runtime._library_lock:
         try:
-            index.remove(doc)
+            writer = runtime.current().fork()
+            writer.remove(doc)
+            runtime.adopt(writer)
         except (CiteqaError, KeyError) as e:
             return render.library_message("error", str(e))
     upload_dir = Path(runtime.settings.upload_dir).resolve()

@@ -85,9 +85,32 @@ class Runtime:
             raise CiteqaError(self.error or "The index is not available.")
         return self.index
 
+    def current(self) -> Index:
+        """The index, moved to the newest published build when another writer (a CLI `citeqa index`, a
+        second UI process) published one since: a ``stat`` per call when nothing changed. Questions
+        already running keep the build they started on."""
+        index = self.wait()
+        try:
+            newer = index.newer()
+        except CiteqaError as e:  # a damaged new build: keep serving the one that works
+            log.warning("index: a newer build could not be loaded; still serving %s (%s)", index.path, e)
+            return index
+        if newer is None:
+            return index
+        with self._lock:
+            if self.index is index:
+                self.index = newer
+                log.info("index: now serving build %s", newer.path)
+            return self.index
+
+    def adopt(self, index: Index) -> None:
+        """Serve ``index`` (a build this process just published) from now on."""
+        with self._lock:
+            self.index = index
+
     # --- assistants
     def assistant(self, prefs: dict[str, Any]) -> Assistant:
-        index = self.wait()
+        index = self.current()
         update = session_overrides(self.settings, prefs)
         key_hash = ""
         if "llm_api_key" in update:
@@ -109,7 +132,7 @@ class Runtime:
         return made
 
     def documents(self) -> list[dict[str, Any]]:
-        return self.index.documents() if self.index is not None else []
+        return self.current().documents() if self.ready else []
 
 
 def default_prefs(settings: Settings) -> dict[str, Any]:
@@ -133,7 +156,20 @@ def session_overrides(settings: Settings, prefs: dict[str, Any] | None) -> dict[
     key = prefs.get("llm_api_key")
     if isinstance(key, SecretStr) and key.get_secret_value():
         out["llm_api_key"] = key
+    elif "llm_base_url" in out:
+        # Another endpoint and no key of the session's own: the server's key stays with the server's
+        # endpoint (Settings.llm_key enforces the same for any copy).
+        out["llm_api_key"] = SecretStr("not-needed")
     return out
+
+
+def key_note(settings: Settings, prefs: dict[str, Any]) -> str:
+    """Which API key a session's LLM requests carry, in words (never the key itself)."""
+    if prefs.get("llm_api_key"):
+        return "set for this session"
+    if "llm_base_url" in session_overrides(settings, prefs):
+        return "none (the server's key is only sent to the server's own endpoint; enter a key for this one)"
+    return "server default"
 
 
 def new_session() -> dict[str, Any]:

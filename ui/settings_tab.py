@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from citeqa import Settings
 
-from .runtime import Runtime, default_prefs, status_html
+from .runtime import Runtime, default_prefs, key_note, status_html
 
 ANSWER_MODES: list[tuple[str, str]] = [
     ("Evidence only: quotes from the documents, no language model", "extractive"),
@@ -40,7 +40,7 @@ def build_settings_tab(runtime: Runtime, settings: Settings, prefs: gr.State, st
                 label="API key",
                 type="password",
                 value="",
-                placeholder="leave empty to keep the current key",
+                placeholder="leave empty to keep the current key (the server's own is used only with its endpoint)",
                 elem_id="cq-key",
             )
         top_k = gr.Slider(
@@ -69,7 +69,7 @@ def build_settings_tab(runtime: Runtime, settings: Settings, prefs: gr.State, st
         )
         if key:
             pr["llm_api_key"] = SecretStr(key)
-        has_key = "set for this session" if pr.get("llm_api_key") else "server default"
+        has_key = key_note(settings, pr)
         mode_txt = dict((v, lbl) for lbl, v in ANSWER_MODES).get(m, m)
         note = f"Applied. Answer mode: **{mode_txt}**; passages per question: **{int(k)}**" + (
             f"; endpoint `{pr['llm_base_url']}`, model `{pr['llm_model']}`, API key: {has_key}."

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +102,21 @@ class Settings(BaseSettings):
         200, ge=1, description="Answer exports (.md/.json downloads) kept on disk; older ones are deleted."
     )
 
+    # The endpoint the configured API key belongs to, fixed when the settings are made and kept by
+    # ``model_copy``: a copy pointed at another endpoint (a UI session's) must not send this key there.
+    _key_home: tuple[str, str] = PrivateAttr(("", ""))
+
+    def model_post_init(self, context: object) -> None:
+        self._key_home = (_endpoint(self.llm_base_url), _digest(self.llm_api_key))
+
+    def llm_key(self) -> SecretStr:
+        """The API key to send to ``llm_base_url``: the configured key only goes to the endpoint it was
+        configured with; a copy whose endpoint changed gets a key only if it was given one itself."""
+        home_url, home_key = self._key_home
+        if _digest(self.llm_api_key) == home_key and _endpoint(self.llm_base_url) != home_url:
+            return SecretStr("not-needed")
+        return self.llm_api_key
+
     def index_shape(self) -> dict[str, object]:
         """Settings that change the stored units or vectors."""
         return {
@@ -119,6 +134,14 @@ class Settings(BaseSettings):
 
     def index_path(self) -> Path:
         return self.index_dir / self.fingerprint()
+
+
+def _endpoint(url: str) -> str:
+    return url.strip().rstrip("/").lower()
+
+
+def _digest(key: SecretStr) -> str:
+    return hashlib.sha256(key.get_secret_value().encode()).hexdigest()
 
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.

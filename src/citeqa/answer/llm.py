@@ -8,6 +8,7 @@ lazily so the core product works without it.
 from __future__ import annotations
 
 import importlib.util
+import re
 import string
 import threading
 import time
@@ -108,7 +109,8 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
         return ChatOpenAI(
             base_url=settings.llm_base_url,
             model=settings.llm_model,
-            api_key=settings.llm_api_key,
+            # The server's own key goes only to the server's own endpoint (see Settings.llm_key).
+            api_key=settings.llm_key(),
             timeout=settings.llm_timeout_s,
             # Not ``max_tokens=``: langchain-openai sends that as max_completion_tokens, which
             # llama.cpp's server (and other OpenAI-compatible ones) ignore, generating up to n_ctx.
@@ -195,9 +197,32 @@ def _llamacpp_chat(llama: Any, max_tokens: int) -> BaseChatModel:
     return LlamaCppChat(llama=llama, max_tokens=max_tokens)
 
 
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part (messages and logs never show credentials)."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", url)
+
+
+def _scrub(text: str, settings: Settings) -> str:
+    """An error message with the API key and URL credentials removed."""
+    key = settings.llm_api_key.get_secret_value()
+    if len(key) >= 4:
+        text = text.replace(key, "***")
+    return redact_url(text)
+
+
+FENCE_OPEN = "<<<DOCUMENT TEXT"
+FENCE_CLOSE = "DOCUMENT TEXT>>>"
+
+
 def format_passages(passages: Sequence[tuple[int, str, str]]) -> str:
-    """Blocks of "[n] Title — Section" then the passage text, blank-line separated."""
-    return "\n\n".join(f"[{n}] {header}\n{text}".strip() for n, header, text in passages)
+    """Each passage as "[n] Title — Section" then its text fenced as data (the fence markers are removed
+    from the text itself, so a document cannot close its own fence)."""
+
+    def fence(text: str) -> str:
+        text = text.replace(FENCE_OPEN, "").replace(FENCE_CLOSE, "").strip()
+        return f"{FENCE_OPEN}\n{text}\n{FENCE_CLOSE}"
+
+    return "\n\n".join(f"[{n}] {header}\n{fence(text)}".strip() for n, header, text in passages)
 
 
 def format_history(history: Sequence[tuple[str, str]]) -> str:
@@ -230,7 +255,7 @@ class LLMAnswerer:
     @property
     def _where(self) -> str:
         s = self.settings
-        return s.llm_base_url if s.answer_mode == "openai" else (s.llm_gguf_path or "packaged GGUF")
+        return redact_url(s.llm_base_url) if s.answer_mode == "openai" else (s.llm_gguf_path or "packaged GGUF")
 
     def _run(self, chain: Runnable[dict[str, Any], str], inputs: dict[str, Any]) -> Iterator[str]:
         """Stream text deltas under one wall-clock deadline (an HTTP timeout is only per read)."""
@@ -247,7 +272,7 @@ class LLMAnswerer:
         except LLMError:
             raise
         except Exception as exc:  # connection refused, HTTP errors, read timeouts, llama.cpp errors
-            reason = str(exc).strip() or type(exc).__name__
+            reason = _scrub(str(exc).strip() or type(exc).__name__, self.settings)
             if "timeout" in type(exc).__name__.lower() or "timed out" in reason.lower():
                 raise LLMError(f"The LLM at {self._where} did not answer within {limit:g} s.") from exc
             raise LLMError(f"The LLM at {self._where} failed: {type(exc).__name__}: {reason}") from exc
