@@ -107,7 +107,7 @@ def test_shipped_models_match_the_features_computed() -> None:
     from citeqa.answer.evidence import models
 
     ev, ans = models()
-    assert ev.features == F.FEATURE_NAMES and ans.features == F.ANSWERABLE_FEATURES
+    assert set(ev.features) <= set(F.FEATURE_NAMES) and set(ans.features) <= set(F.ANSWERABLE_FEATURES)
     assert 0 < ans.threshold < 1
     verdict = Model.load(MODELS_DIR / "verdict.json")
     assert verdict.features == VERDICT_FEATURES
@@ -116,9 +116,9 @@ def test_shipped_models_match_the_features_computed() -> None:
 def test_verdict_reads_the_lead_and_its_documents_conclusion() -> None:
     items = [("X lowered pressure.", "a", "results", 50, 0.9), ("Unrelated.", "b", "conclusion", 10, 0.8),
              ("X is effective.", "a", "conclusion", 90, 0.2), ("Background on X.", "a", "intro", 0, 0.1)]
-    assert verdict_evidence(items) == ["X is effective."]  # the lead's document concludes
+    assert verdict_evidence(items) == [2]  # the lead's document concludes: "X is effective."
     no_concl = [it for it in items if it[2] != "conclusion"]
-    assert verdict_evidence(no_concl) == ["X lowered pressure."]
+    assert verdict_evidence(no_concl) == [0]
     neg = verdict_features("Does X lower pressure?", ["X did not lower pressure; no significant difference."])
     pos = verdict_features("Does X lower pressure?", ["X significantly lowered pressure."])
     assert neg[3] == 1 and pos[3] == 0 and neg[1] > pos[1]

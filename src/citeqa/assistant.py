@@ -233,10 +233,13 @@ class Assistant:
         verdict, p_yes = "", 0.5
         if q.yes_no and not refused:
             items = [(s.cand.text, s.cand.unit.doc, s.role, s.cand.sentence.start, s.score) for s in scored]
-            texts = verdict_evidence(items, self.settings.evidence_ratio)
-            p_yes = float(self.verdict_model.predict(verdict_features(c.question, texts))[0])
+            used = verdict_evidence(items, self.settings.evidence_ratio)
+            p_yes = float(self.verdict_model.predict(verdict_features(c.question, [items[i][0] for i in used]))[0])
             margin = float((self.verdict_model.extra or {}).get("unclear_margin", 0.0))
             verdict = "unclear" if abs(p_yes - 0.5) < margin else ("yes" if p_yes >= 0.5 else "no")
+            # The answer quotes what the verdict was read from (the conclusion), then the best other item.
+            chosen = [scored[i] for i in used[:2]]
+            picked = chosen + [s for s in picked if s not in chosen][: max(0, self.settings.max_evidence - 2)]
         self._time("score", t)
         return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from citeqa.abbrev import expand
 from citeqa.answer import features as F
-from citeqa.answer.scorer import Model, check_features, load_model, model_path
+from citeqa.answer.scorer import Model, check_features, columns, load_model, model_path
 from citeqa.index import Index
 from citeqa.textutil import index_terms, numbers
 from citeqa.types import Passage, Sentence, Unit
@@ -122,7 +122,8 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
     return F.QuestionView(
         text=question, weights=weights, core=core, numbers=frozenset(n.lstrip("-") for n in numbers(question)),
         max_idf=max(weights.values(), default=1.0), unknown_share=unknown / max(len(core), 1),
-        named=named, vector=vector, **F.describe_question(question), bigrams=frozenset(zip(seq, seq[1:], strict=False)),
+        named=named, vector=vector, **F.describe_question(question, bool(context)),
+        bigrams=frozenset(zip(seq, seq[1:], strict=False)),
     )
 
 
@@ -133,11 +134,13 @@ def candidates(index: Index, passages: Sequence[Passage]) -> list[Candidate]:
         u = p.unit
         if u.kind == "row" and not u.cells:
             continue  # header and sub-group rows are context for data rows, not answers
+        if F.section_role(u.section) == "back":
+            continue  # references, acknowledgements, funding, disclosures
         sv = index.sentence_vectors(u.id)
         for i, s in enumerate(u.sentences):
             key = (u.doc, s.start, s.end)
-            if key in seen or F.INSTRUCTION.search(s.text):
-                continue  # document text that addresses the reader or the system is never evidence
+            if key in seen or F.INSTRUCTION.search(s.text) or F.NEVER_EVIDENCE.search(s.text):
+                continue  # instructions to the reader or system, licences, funding: never evidence
             seen.add(key)
             vec = sv[i] if sv is not None and i < len(sv) else index.unit_vector(u.id)
             out.append(Candidate(u, s, i, p.rank, p.score, vec))
@@ -181,7 +184,7 @@ def models(models_dir: str | Path | None = None) -> tuple[Model, Model]:
 def score(index: Index, q: F.QuestionView, cands: Sequence[Candidate], model: Model) -> list[Scored]:
     vs = views(index, q, cands)
     x = F.feature_matrix(q, vs)
-    probs = model.predict(x) if len(vs) else np.zeros(0)
+    probs = model.predict(x[:, columns(model, F.FEATURE_NAMES)]) if len(vs) else np.zeros(0)
     out = []
     for c, v, p, row in zip(cands, vs, probs, x, strict=True):
         covered = frozenset(t for t in q.weights if t in v.context)
@@ -195,7 +198,7 @@ def answerability(q: F.QuestionView, scored: Sequence[Scored], model: Model) -> 
     probs = np.array([s.score for s in scored])
     x = np.array([s.features for s in scored]) if scored else np.zeros((0, len(F.FEATURE_NAMES)))
     vec = F.answerable_vector(q, probs, x, [s.cand.unit.doc for s in scored])
-    return float(model.predict(vec)[0])
+    return float(model.predict(vec[columns(model, F.ANSWERABLE_FEATURES)])[0])
 
 
 def select(q: F.QuestionView, scored: Sequence[Scored], max_items: int, ratio: float = 0.5) -> list[Scored]:

@@ -31,9 +31,27 @@ _WHO_Q = re.compile(r"^\s*(who|whom|which (group|people|patients|organi[sz]ation
 _WHY_Q = re.compile(r"^\s*(why|for what reason)\b|\bwhat (causes|caused|explains)\b", re.I)
 _HOW_Q = re.compile(r"^\s*how\b(?! (many|much|long|common|often))", re.I)
 _DEFINE_Q = re.compile(r"\b(defined?|definition|meant by|what (is|are) (an? )?[\w-]+\s*\??$|criteria)\b", re.I)
-# Auxiliary-first questions are answered yes or no ("Does X reduce Y?", "Is X associated with Y?").
-YES_NO_Q = re.compile(r"^\s*(is|are|was|were|do|does|did|can|could|should|will|would|has|have|had|may|might|"
-                      r"must)\b", re.I)
+# Auxiliary-first questions are answered yes or no ("Does X reduce Y?", "Is X associated with Y?"),
+# also as the last clause of a titled question ("Fatigue in X: is there a link with Y?").
+YES_NO_Q = re.compile(r"^\W*(is|are|was|were|do|does|did|can|could|should|will|would|has|have|had|may|might|"
+                      r"must|shall)\b", re.I)
+_WH = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.I)
+_CHOICE = re.compile(r"\w\s+or\s+(?!not\b|no\b|older\b|younger\b|more\b|less\b)\w", re.I)
+_COMPARATIVE = re.compile(r"\b(more|less|fewer|better|worse|higher|lower|greater|smaller|earlier|later|longer|"
+                          r"shorter)\b", re.I)
+
+
+def is_yes_no(question: str, follow_up: bool = False) -> bool:
+    """Whether the question is answered by yes or no, from its grammar alone."""
+    q = question.strip()
+    last = re.split(r"[:;]|\.\s|--|\s[-–—]\s", q)[-1]
+    if _CHOICE.search(last) and _COMPARATIVE.search(last) and not re.search(r"\bmore or less\b", last, re.I):
+        return False  # "Did more patients stop A or B early?" asks to choose
+    if YES_NO_Q.search(q) or YES_NO_Q.search(last):
+        return True
+    # A bare titled question ("...: a benefit of alcohol with meals?") has no question word at all;
+    # a follow-up fragment ("And with chemotherapy?") takes its kind from the turn it follows.
+    return not follow_up and q.endswith("?") and not _WH.search(q)
 
 # --- evidence descriptions --------------------------------------------------------------------------
 _DATEISH = re.compile(
@@ -51,6 +69,13 @@ _FURNITURE = re.compile(
     r"\bdoi\s*:|\bhttps?://|www\.|@\w+\.\w|\bcorrespond(?:ence|ing author)\b|\bdepartment of\b|\buniversity\b|"
     r"\binstitute\b|\bfunded by\b|\bgrant (?:no|number)\b|\bcompeting interests?\b|\bconflicts? of interest\b|"
     r"\bet al\.|\bsha\s*:|\bauthors?\s*:|\bpmid\b|\bpublished online\b|\breceived\b.*\baccepted\b)", re.I)
+# Of those, the ones that can never be an answer to a question about the content (the issue's "front
+# matter, affiliations, author lists, funding, licence lines and reference lists are never evidence").
+NEVER_EVIDENCE = re.compile(
+    r"(©|\bcopyright\b|\ball rights reserved\b|\blicen[cs]ed? (?:under|to)\b|creative ?commons|\bcc[- ]by\b|"
+    r"\bdoi\s*:|\bhttps?://|www\.|\b[\w.+-]+@\w+\.\w|\bcorrespond(?:ence|ing author)\b|\bfunded by\b|"
+    r"\bgrant (?:no|number)\b|\bcompeting interests?\b|\bconflicts? of interest\b|^\W*(?:sha|authors?|keywords?)\s*:|"
+    r"\bpublished online\b|\breceived\b.{0,40}\baccepted\b)", re.I)
 # Lines that address the reader or the system are instructions, not evidence (prompt injection).
 INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget)\b.{0,30}\b(previous|prior|above|earlier|all)\b.{0,20}\b(instructions?|prompts?|"
@@ -126,7 +151,7 @@ class QuestionView:
         return sum(self.weights.values()) or 1.0
 
 
-def describe_question(text: str) -> dict[str, bool]:
+def describe_question(text: str, follow_up: bool = False) -> dict[str, bool]:
     return {
         "wants_number": bool(_QUANTITY_Q.search(text)),
         "wants_time": bool(_WHEN_Q.search(text)),
@@ -135,7 +160,7 @@ def describe_question(text: str) -> dict[str, bool]:
         "wants_reason": bool(_WHY_Q.search(text)),
         "wants_how": bool(_HOW_Q.search(text)),
         "wants_definition": bool(_DEFINE_Q.search(text)),
-        "yes_no": bool(YES_NO_Q.search(text)),
+        "yes_no": is_yes_no(text, follow_up),
     }
 
 
@@ -323,7 +348,7 @@ def feature_matrix(q: QuestionView, views: Sequence[CandidateView]) -> np.ndarra
 ANSWERABLE_FEATURES = (
     "p1", "p2", "p_mean3", "logit_p1", "p1_minus_p2", "sim1", "sim_max", "cov1", "core_cov1", "missing_rare1",
     "unknown_share", "max_idf", "n_terms", "wants_number", "yes_no", "best_doc_share", "top_docs",
-    "missing_rare_best_doc",
+    "missing_rare_best_doc", "type_match1", "type_match_any3",
 )
 
 
@@ -332,7 +357,7 @@ def answerable_vector(q: QuestionView, probs: np.ndarray, x: np.ndarray, docs: S
     col = {n: i for i, n in enumerate(FEATURE_NAMES)}
     if len(probs) == 0:
         return np.array([0, 0, 0, -6, 0, 0, 0, 0, 0, 1, q.unknown_share, q.max_idf, len(q.core),
-                         float(q.wants_number), float(q.yes_no), 0, 0, 1], dtype=np.float32)
+                         float(q.wants_number), float(q.yes_no), 0, 0, 1, 0, 0], dtype=np.float32)
     order = np.argsort(-probs, kind="stable")
     p = probs[order]
     best = x[order[0]]
@@ -345,4 +370,17 @@ def answerable_vector(q: QuestionView, probs: np.ndarray, x: np.ndarray, docs: S
         float(best[col["core_cov_ctx"]]), float(best[col["missing_rare"]]), q.unknown_share, q.max_idf,
         float(len(q.core)), float(q.wants_number), float(q.yes_no), float(best[col["doc_share"]]),
         float(len({docs[int(i)] for i in top})), float(x[:, col["missing_rare"]][top].min()),
+        _type_match(q, x[order[0]], col), max(_type_match(q, x[i], col) for i in order[:3]),
     ], dtype=np.float32)
+
+
+def _type_match(q: QuestionView, row: np.ndarray, col: dict[str, int]) -> float:
+    """1 when the evidence holds the kind of answer asked for (a figure, a date, a definition), or none
+    is asked for."""
+    if q.wants_number:
+        return float(row[col["number_wanted_given"]])
+    if q.wants_time:
+        return float(row[col["time_wanted_given"]])
+    if q.wants_definition:
+        return float(row[col["definition_wanted_given"]])
+    return 1.0

@@ -126,9 +126,15 @@ class Model:
 
 
 def check_features(model: Model, names: tuple[str, ...]) -> None:
-    if tuple(model.features) != tuple(names):
+    if not set(model.features) <= set(names):
         raise ModelError(f"Model {model.name!r} was trained on other features than this citeqa computes; "
                          "retrain with `python -m citeqa.training.train`.")
+
+
+def columns(model: Model, names: tuple[str, ...]) -> np.ndarray:
+    """Indices of the model's features among the computed ``names`` (a model may use a subset)."""
+    pos = {n: i for i, n in enumerate(names)}
+    return np.array([pos[n] for n in model.features], dtype=np.int64)
 
 
 @lru_cache(maxsize=16)

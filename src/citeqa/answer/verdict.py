@@ -28,19 +28,19 @@ _POSITIVE = re.compile(r"\b(significant(?:ly)?|improv\w*|effective|beneficial|as
                        r"reduc\w*|useful|superior|better|higher|lower|safe|feasible|support\w*|confirm\w*)\b", re.I)
 
 
-def verdict_evidence(items: Sequence[tuple[str, str, str, int, float]], ratio: float = 0.5) -> list[str]:
-    """The texts a verdict is read from. ``items`` are candidates as (text, doc, section role, start,
-    probability), most probable first. The lead's document answers; its concluding sentences, in
-    reading order, state the answer (abstracts and articles put it there), else the lead and up to two
-    close runners-up of the same document."""
+def verdict_evidence(items: Sequence[tuple[str, str, str, int, float]], ratio: float = 0.5) -> list[int]:
+    """Which candidates a verdict is read from (indices into ``items``). ``items`` are candidates as
+    (text, doc, section role, start, probability), most probable first. The lead's document answers;
+    its concluding sentences, in reading order, state the answer (abstracts and articles put it there),
+    else the lead and up to two close runners-up of the same document."""
     if not items:
         return []
     lead = items[0]
-    concl = sorted((it for it in items if it[1] == lead[1] and it[2] == "conclusion"), key=lambda it: it[3])
+    concl = sorted((i for i, it in enumerate(items) if it[1] == lead[1] and it[2] == "conclusion"),
+                   key=lambda i: items[i][3])
     if concl:
-        return [it[0] for it in concl[:3]]
-    same = [it for it in items[1:] if it[1] == lead[1] and it[4] >= ratio * lead[4]][:2]
-    return [lead[0], *(it[0] for it in same)]
+        return concl[:3]
+    return [0, *[i for i in range(1, len(items)) if items[i][1] == lead[1] and items[i][4] >= ratio * lead[4]][:2]]
 
 
 def verdict_features(question: str, evidence: Sequence[str]) -> np.ndarray:

@@ -110,6 +110,7 @@ def build(corpus: Corpus, settings: Settings | None = None) -> dict[str, Any]:
                 "question": c.question, "must_contain": item.get("must_contain", []),
                 "q_numbers": sorted(q.numbers), "unknown_share": q.unknown_share, "max_idf": q.max_idf,
                 "n_core": len(q.core), "wants_number": q.wants_number, "yes_no": q.yes_no,
+                "wants_time": q.wants_time, "wants_definition": q.wants_definition,
                 "cands": [{"doc": cd.unit.doc, "start": cd.sentence.start, "end": cd.sentence.end,
                            "text": cd.text, "role": v.role} for cd, v in zip(cands, vs, strict=True)],
             })

@@ -31,6 +31,19 @@ from citeqa.answer.verdict import VERDICT_FEATURES, verdict_evidence, verdict_fe
 from citeqa.training import dataset
 
 SEED = 13
+# Absolute scores (raw BM25, fused retrieval score, raw similarity) differ in scale from corpus to
+# corpus; the evidence model reads them relative to the best candidate of the same question instead
+# (the *_gap and *_rank features). Leaving them out raised mean leave-one-corpus-out top-1 evidence
+# accuracy from 0.44 to 0.48.
+ABSOLUTE = frozenset({"passage_score", "bm25", "unit_sim", "sim", "log_words", "rel_pos", "unknown_share", "cov_own",
+                      "cov_ctx", "density"})
+EVIDENCE_FEATURES = tuple(n for n in F.FEATURE_NAMES if n not in ABSOLUTE)
+_EV_COLS = np.array([F.FEATURE_NAMES.index(n) for n in EVIDENCE_FEATURES])
+# The refusal model reads four summaries of the scored pool. With all of them it separated the
+# training corpora better but its threshold moved more on a new corpus (held-out false refusals
+# 0.03-0.40); these four kept held-out false refusals at 0.04-0.11.
+ANSWERABLE_USED = ("p1", "sim1", "core_cov1", "best_doc_share")
+_ANS_COLS = np.array([F.ANSWERABLE_FEATURES.index(n) for n in ANSWERABLE_USED])
 
 
 def _weights(data: dict[str, Any]) -> np.ndarray:
@@ -49,33 +62,35 @@ def fit_evidence(parts: list[dict[str, Any]], kind: str) -> Model:
     xs, ys, ws = [], [], []
     for d in parts:
         keep = _answerable_rows(d)
-        xs.append(d["X"][keep])
+        xs.append(d["X"][keep][:, _EV_COLS])
         ys.append(d["y"][keep])
         ws.append(_weights(d)[keep])
     x, y, w = np.vstack(xs), np.concatenate(ys), np.concatenate(ws)
     w = w / w.mean()
-    names = F.FEATURE_NAMES
+    names = EVIDENCE_FEATURES
     if kind == "trees":
         gb = HistGradientBoostingClassifier(max_depth=4, max_iter=200, learning_rate=0.05, min_samples_leaf=40,
                                             l2_regularization=1.0, random_state=SEED)
         gb.fit(x, y, sample_weight=w)
         return trees_from_sklearn("evidence", names, gb)
     scaler = StandardScaler().fit(x)
-    lr = LogisticRegression(C=0.5, max_iter=2000, random_state=SEED)
+    lr = LogisticRegression(C=0.05, max_iter=3000, random_state=SEED)
     lr.fit(scaler.transform(x), y, sample_weight=w)
     return logistic_from_sklearn("evidence", names, scaler, lr)
 
 
 def question_probs(model: Model, d: dict[str, Any]) -> list[np.ndarray]:
-    p = model.predict(d["X"]) if len(d["X"]) else np.zeros(0)
+    p = model.predict(d["X"][:, _EV_COLS]) if len(d["X"]) else np.zeros(0)
     return [p[d["qidx"] == i] for i in range(len(d["questions"]))]
 
 
 def _qview(q: dict[str, Any]) -> F.QuestionView:
     return F.QuestionView(text=q["question"], weights={}, core=frozenset(range(q["n_core"])),  # type: ignore[arg-type]
                           numbers=frozenset(q["q_numbers"]), max_idf=q["max_idf"], unknown_share=q["unknown_share"],
-                          wants_number=q["wants_number"], wants_time=False, wants_place=False, wants_person=False,
-                          wants_reason=False, wants_how=False, wants_definition=False, yes_no=q["yes_no"],
+                          wants_number=q["wants_number"], wants_time=q["wants_time"], wants_place=False,
+                          wants_person=False,
+                          wants_reason=False, wants_how=False, wants_definition=q["wants_definition"],
+                          yes_no=q["yes_no"],
                           named=frozenset(), vector=np.zeros(1))
 
 
@@ -90,10 +105,11 @@ def answerable_matrix(d: dict[str, Any], probs: list[np.ndarray]) -> tuple[np.nd
 
 
 def fit_answerable(x: np.ndarray, y: np.ndarray, max_false: float) -> Model:
+    x = x[:, _ANS_COLS]
     scaler = StandardScaler().fit(x)
     lr = LogisticRegression(C=0.3, max_iter=2000, class_weight="balanced", random_state=SEED)
     lr.fit(scaler.transform(x), y)
-    m = logistic_from_sklearn("answerable", F.ANSWERABLE_FEATURES, scaler, lr)
+    m = logistic_from_sklearn("answerable", ANSWERABLE_USED, scaler, lr)
     p = m.predict(x)
     pos = np.sort(p[y == 1])
     # The highest threshold that still answers all but ``max_false`` of the answerable questions.
@@ -123,7 +139,7 @@ def _verdict_rows(d: dict[str, Any], probs: list[np.ndarray]) -> tuple[np.ndarra
         order = np.argsort(-probs[i], kind="stable")
         items = [(q["cands"][j]["text"], q["cands"][j]["doc"], q["cands"][j]["role"], q["cands"][j]["start"],
                   float(probs[i][j])) for j in order]
-        xs.append(verdict_features(q["question"], verdict_evidence(items)))
+        xs.append(verdict_features(q["question"], [items[k][0] for k in verdict_evidence(items)]))
         ys.append(int(q["label"] == "yes"))
     return np.array(xs), np.array(ys)
 
@@ -166,7 +182,7 @@ def run(kind: str, max_false: float, loco_dir: Path | None, out_dir: Path) -> di
             ay.append(b)
         ans_model = fit_answerable(np.vstack(ax), np.concatenate(ay), max_false)
         tx, ty = answerable_matrix(data[held], ooc_probs[held])
-        p_ans = ans_model.predict(tx)
+        p_ans = ans_model.predict(tx[:, _ANS_COLS])
         refused = p_ans < ans_model.threshold
         h1, in_pool, n = _top_hits(data[held], ooc_probs[held], 1)
         h3, _, _ = _top_hits(data[held], ooc_probs[held], 3)
@@ -231,8 +247,10 @@ def model_card(report: dict[str, Any]) -> str:
         "", "Candidates are every sentence and table row of the retrieved pool of each question (the product's own",
         "retrieval); a candidate is positive when its span overlaps a gold evidence span. Each question weighs",
         "the same in training, whatever its pool size.", "",
-        "## Features", "", f"Evidence ({len(F.FEATURE_NAMES)}): " + ", ".join(f"`{n}`" for n in F.FEATURE_NAMES) + ".",
-        "", "Answerability: " + ", ".join(f"`{n}`" for n in F.ANSWERABLE_FEATURES) + ".", "",
+        "## Features", "",
+        f"Evidence ({len(EVIDENCE_FEATURES)}): " + ", ".join(f"`{n}`" for n in EVIDENCE_FEATURES) + ".",
+        "", "Answerability: " + ", ".join(f"`{n}`" for n in ANSWERABLE_USED) + f" (of {len(F.ANSWERABLE_FEATURES)} "
+        "computed; the others moved the threshold more between corpora).", "",
         "Verdict: " + ", ".join(f"`{n}`" for n in VERDICT_FEATURES) + ".", "",
         "Definitions: `src/citeqa/answer/features.py`, `src/citeqa/answer/verdict.py`.", "",
         "## Leave-one-corpus-out figures (models fitted without the corpus they are judged on)", "",
@@ -257,8 +275,11 @@ def model_card(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train citeqa's evidence, answerability and verdict models.")
-    ap.add_argument("--kind", choices=["logistic", "trees"], default="trees", help="evidence model family")
-    ap.add_argument("--max-false", type=float, default=0.08, help="false-refusal budget for the threshold")
+    # Gradient-boosted trees fitted the training corpora better but transferred worse (LOCO top-1 0.42).
+    ap.add_argument("--kind", choices=["logistic", "trees"], default="logistic", help="evidence model family")
+    # The budget on the training corpora is tighter than the 8% target on a new corpus, because a
+    # threshold carried to another corpus lets more through: 2% here gave 4-11% on held-out corpora.
+    ap.add_argument("--max-false", type=float, default=0.02, help="false-refusal budget on the training corpora")
     ap.add_argument("--loco-dir", type=Path, default=None, help="also write each held-out corpus's models here")
     ap.add_argument("--out", type=Path, default=MODELS_DIR, help="where the shipped models go")
     args = ap.parse_args(argv)
