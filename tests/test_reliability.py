@@ -4,10 +4,13 @@ writer at a time, readers see new builds, and damaged index files are caught, ne
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,16 @@ def citeqa(index_dir: Path, *args: str, timeout: float = 300, **extra: str) -> s
         [sys.executable, "-m", "citeqa.cli", *args], env=env_for(index_dir, **extra), cwd=PROJECT_ROOT,
         capture_output=True, text=True, timeout=timeout, check=False,
     )
+
+
+def ask_jsonl(index_dir: Path, lines: list[bytes], **extra: str) -> subprocess.CompletedProcess[str]:
+    """`citeqa ask --jsonl -` fed these raw lines on stdin."""
+    r = subprocess.run(
+        [sys.executable, "-m", "citeqa.cli", "ask", "--jsonl", "-"], input=b"\n".join(lines) + b"\n",
+        env=env_for(index_dir, **extra), cwd=PROJECT_ROOT, capture_output=True, timeout=300, check=False,
+    )
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode("utf-8"),
+                                       r.stderr.decode("utf-8", "replace"))
 
 
 def docs_of(index_dir: Path) -> list[str]:
@@ -142,3 +155,145 @@ def test_remove_command_and_prune(library: Path, tmp_path: Path) -> None:
     r = citeqa(library, "index", "--prune", str(some))
     assert r.returncode == 0, r.stderr
     assert docs_of(library) == [SEED_NAMES[3]]
+
+
+# --------------------------------------------------------------------------- defect 5: damage is caught
+
+
+def _build_of(index_dir: Path) -> Path:
+    (root,) = [p for p in index_dir.iterdir() if (p / "CURRENT").is_file()]
+    return root / "builds" / (root / "CURRENT").read_text(encoding="utf-8").strip()
+
+
+def _flip(path: Path, fraction: float = 0.0, n: int = 64) -> None:
+    """Invert ``n`` bytes in the middle of a file (or ``fraction`` of all its bytes), keeping its size."""
+    data = bytearray(path.read_bytes())
+    if fraction:
+        for i in range(128, len(data), max(1, int(1 / fraction))):  # past the .npy header: the data
+            data[i] ^= 0xFF
+    else:
+        mid = max(0, len(data) // 2 - n // 2)
+        for i in range(mid, min(len(data), mid + n)):
+            data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_every_index_file_kind_is_checksummed_and_damage_detected(library: Path) -> None:
+    from citeqa import Settings
+    from citeqa.errors import IndexDamaged
+    from citeqa.index import Index
+
+    build = _build_of(library)
+    files = sorted(p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file())
+    manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+    assert sorted(manifest["checksums"]) == [f for f in files if f != "manifest.json"]
+    settings = Settings(index_dir=library)
+    Index.load(settings)  # intact
+    detected = []
+    for rel in files:
+        original = (build / rel).read_bytes()
+        _flip(build / rel)
+        with pytest.raises(IndexDamaged) as ei:
+            Index.load(settings)
+        assert "citeqa index --rebuild" in str(ei.value)
+        detected.append(rel)
+        (build / rel).write_bytes(original)
+    assert detected == files  # all 19 kinds: units, texts, offsets, vectors, FAISS, BM25, vocab, aliases, ...
+    Index.load(settings)
+
+
+def test_damaged_units_or_texts_never_crash_ask_and_are_never_carried_forward(library: Path) -> None:
+    build = _build_of(library)
+    _flip(build / "units.jsonl")
+    r = citeqa(library, "ask", OS_QUESTION)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "UnicodeDecodeError" not in r.stderr
+    assert "unusable" in r.stderr and "units.jsonl" in r.stderr and "citeqa index --rebuild" in r.stderr
+    # A plain index run refuses to copy the damaged build into the next one ("5 unchanged" was the bug).
+    r = citeqa(library, "index", str(SEEDS_DIR))
+    assert r.returncode == 1 and "unchanged" not in r.stdout and "units.jsonl" in r.stderr, r.stdout + r.stderr
+    assert _build_of(library) == build
+    r = citeqa(library, "index", "--verify")
+    assert r.returncode == 1 and "units.jsonl" in r.stderr and "checksum mismatch" in r.stderr
+    # --rebuild recovers: every document re-read from the files it was indexed from.
+    r = citeqa(library, "index", "--rebuild")
+    assert r.returncode == 0, r.stderr
+    r = citeqa(library, "index", "--verify")
+    assert r.returncode == 0 and r.stdout.startswith("ok:"), r.stdout + r.stderr
+    assert docs_of(library) == SEED_NAMES
+
+
+def test_large_index_mode_checks_sizes_at_load_and_hashes_on_verify(library: Path) -> None:
+    """Above verify_on_load_mb only sizes are checked at load: invalid UTF-8 in units or texts is still an
+    IndexDamaged message (no traceback), 10% flipped vector bytes are found by --verify and by the next
+    index run, and a truncated file is caught at load."""
+    build = _build_of(library)
+    sizes_only = {"CITEQA_VERIFY_ON_LOAD_MB": "0"}
+    for name in ("units.jsonl", "texts.txt"):
+        original = (build / name).read_bytes()
+        data = bytearray(original)
+        data[len(data) // 3 : len(data) // 3 + 64] = b"\xff" * 64  # not UTF-8, same size
+        (build / name).write_bytes(bytes(data))
+        questions = [OS_QUESTION, "What was the complete remission rate?", "How many patients were enrolled?",
+                     "What were the adverse events?", "What is blinatumomab?"]
+        r = ask_jsonl(library, [json.dumps({"id": i, "question": q}).encode() for i, q in enumerate(questions)],
+                      **sizes_only)
+        assert "Traceback" not in r.stderr, r.stderr
+        records = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        assert len(records) == 5  # every question has a record: an answer, or an error naming the damage
+        for rec in records:
+            assert "error" not in rec or ("unusable" in rec["error"] and name in rec["error"]), rec
+        (build / name).write_bytes(original)
+    _flip(build / "vectors.npy", fraction=0.1)
+    r = citeqa(library, "docs", **sizes_only)
+    assert r.returncode == 0  # sizes match: loads (this is what --verify is for)
+    r = citeqa(library, "index", "--verify", **sizes_only)
+    assert r.returncode == 1 and "vectors.npy" in r.stderr and "--rebuild" in r.stderr
+    r = citeqa(library, "index", str(SEEDS_DIR), **sizes_only)
+    assert r.returncode == 1 and "vectors.npy" in r.stderr
+    p = build / "bm25" / "post_w.npy"
+    p.write_bytes(p.read_bytes()[:-8])
+    r = citeqa(library, "docs", **sizes_only)
+    assert r.returncode == 1 and "post_w.npy" in r.stderr and "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------- kill -9 while building
+
+
+def test_kill_9_at_three_points_keeps_the_published_index(library: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for i, name in enumerate(SEED_NAMES):
+        for k in range(3):
+            shutil.copy(SEEDS_DIR / name, batch / f"copy{k}-{i}.txt")
+    root = _build_of(library).parent.parent
+    builds = root / "builds"
+
+    def holds_lock(pid: int) -> bool:
+        lock = root / "LOCK"
+        return lock.exists() and lock.read_text().strip() == str(pid)
+
+    points = {
+        "reading": lambda pid: holds_lock(pid),
+        "embedding": lambda pid: holds_lock(pid) and time.monotonic() - started[0] > 3.0,
+        "writing": lambda pid: any(d.name.startswith("tmp-") for d in builds.iterdir()),
+    }
+    killed = []
+    for point, ready in points.items():
+        proc = subprocess.Popen([sys.executable, "-m", "citeqa.cli", "index", str(batch)], env=env_for(library),
+                                cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = [time.monotonic()]
+        while not ready(proc.pid) and proc.poll() is None:
+            time.sleep(0.005)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed.append(point)
+        proc.wait()
+        assert docs_of(library) == SEED_NAMES, point  # the previous build still serves
+        r = citeqa(library, "index", "--verify")
+        assert r.returncode == 0, (point, r.stderr)
+    print(f"kill -9 points hit: {killed}")
+    assert killed[:2] == ["reading", "embedding"]  # "writing" is a short window; it is hit most runs
+    r = citeqa(library, "index", str(batch), timeout=600)  # the lock died with its process: no waiting
+    assert r.returncode == 0 and "waiting" not in r.stderr, r.stderr
+    assert [d.name for d in builds.iterdir()] == [_build_of(library).name]  # the killed builds' debris is gone
+    assert len(docs_of(library)) == 5 + 15

@@ -61,7 +61,8 @@ class Units(Sequence[Unit]):
             return store.unit_from_json(json.loads(raw), i)
         except (ValueError, KeyError, TypeError) as e:  # invalid UTF-8 or JSON, missing fields
             path = self._records.path
-            raise IndexDamaged(str(path.parent), f"{path.name} record {i} is damaged ({type(e).__name__})") from e
+            what = "not valid UTF-8" if isinstance(e, UnicodeDecodeError) else "not a valid unit record"
+            raise IndexDamaged(str(path.parent), f"{path.name} record {i} is {what}") from e
 
     def __len__(self) -> int:
         return len(self._records) if self._records is not None else 0
