@@ -129,7 +129,7 @@ class Assistant:
         self.settings = settings or index.settings
         self.retriever = HybridRetriever(index=index, settings=self.settings, k=self.settings.top_k)
         self.chain: Runnable[dict[str, Any], Composed] = (
-            RunnableLambda(lambda d: self.condense(d["question"], d["history"])).with_config(run_name="condense")
+            RunnableLambda(self._condense_input).with_config(run_name="condense")
             | RunnableLambda(self.retrieve).with_config(run_name="retrieve")
             | RunnableLambda(self.judge).with_config(run_name="score")
             | RunnableLambda(self.compose).with_config(run_name="compose")
@@ -141,6 +141,9 @@ class Assistant:
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
         settings = settings or Settings()
         return cls(Index.open(settings), settings)
+
+    def _condense_input(self, d: dict[str, Any]) -> Condensed:
+        return self.condense(d["question"], d["history"])
 
     # Models load on first use: retrieval alone (training data, benchmarks) does not need them.
     @property
@@ -277,9 +280,10 @@ class Assistant:
         draft = comp.Draft(self.index, [])
         shown = []
         seen_units = set()
+        shown_units = {p.unit.id for p in j.retrieved.passages}
         for s in j.scored:
-            if s.cand.unit.id in seen_units:
-                continue
+            if s.cand.unit.id in seen_units or s.cand.unit.id not in shown_units:
+                continue  # the nearest passages are among those shown
             seen_units.add(s.cand.unit.id)
             n = draft.cite(s.cand.unit.doc, s.cand.unit, s.cand.sentence, s.score,
                            comp.row_cells_text(s.cand.unit) if s.cand.is_row else s.cand.sentence.text)

@@ -123,7 +123,7 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
         text=question, weights=weights, core=core, numbers=frozenset(n.lstrip("-") for n in numbers(question)),
         max_idf=max(weights.values(), default=1.0), unknown_share=unknown / max(len(core), 1),
         named=named, vector=vector, **F.describe_question(question, bool(context)),
-        bigrams=frozenset(zip(seq, seq[1:], strict=False)),
+        bigrams=frozenset(zip(seq, seq[1:], strict=False)), counted=F.counted_noun(question),
     )
 
 

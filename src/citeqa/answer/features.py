@@ -145,6 +145,7 @@ class QuestionView:
     named: frozenset[str]  # documents the question names (catalog alias or extracted acronym)
     vector: np.ndarray = field(repr=False, compare=False)
     bigrams: frozenset[tuple[str, str]] = frozenset()  # consecutive question terms ("overal", "surviv")
+    counted: str = ""  # stem of what "how many ..." / "the number of ..." counts ("patient")
 
     @property
     def total(self) -> float:
@@ -222,6 +223,22 @@ def _words(c: CandidateView) -> int:
     return len(c.text.split())
 
 
+_COUNT_Q = re.compile(r"\bhow many ([^\W\d_]+)|\bnumber of ([^\W\d_]+)", re.I)
+
+
+def counted_noun(question: str) -> str:
+    m = _COUNT_Q.search(question)
+    return next(iter(index_terms(m.group(1) or m.group(2))), "") if m else ""
+
+
+def _counted(q: QuestionView, c: CandidateView) -> float:
+    """A "how many patients" question answered by "405 patients" (a figure right before the counted noun)."""
+    if not q.counted:
+        return 0.0
+    seq = c.seq
+    return float(any(seq[i][0].isdigit() and q.counted in seq[i + 1 : i + 3] for i in range(len(seq) - 1)))
+
+
 def _phrase(q: QuestionView, c: CandidateView) -> float:
     """Share of the question's consecutive term pairs that the text has in the same order."""
     if not q.bigrams:
@@ -252,8 +269,8 @@ def _spread(q: QuestionView, c: CandidateView) -> float:
 Feature = Callable[[QuestionView, CandidateView], float]
 
 
-def _role_is(role: str) -> Feature:
-    return lambda q, c: float(c.role == role)
+def _role_is(role: str, yes_no: bool) -> Feature:
+    return lambda q, c: float(c.role == role and q.yes_no == yes_no)
 
 
 CANDIDATE_FEATURES: dict[str, Feature] = {
@@ -282,6 +299,7 @@ CANDIDATE_FEATURES: dict[str, Feature] = {
     "starts_lower": lambda q, c: float(c.starts_lower),
     "has_figure": _has_figure,
     "number_wanted_given": lambda q, c: float(q.wants_number) * _has_figure(q, c),
+    "counted_given": _counted,
     "number_wanted_missing": lambda q, c: float(q.wants_number) * (1 - _has_figure(q, c)),
     "time_wanted_given": lambda q, c: float(q.wants_time and bool(_DATEISH.search(c.text))),
     "definition_wanted_given": lambda q, c: float(q.wants_definition and bool(_DEFINING.search(c.text))),
@@ -291,8 +309,10 @@ CANDIDATE_FEATURES: dict[str, Feature] = {
     "named_doc": lambda q, c: float(c.doc in q.named),
     "other_doc_named": lambda q, c: float(bool(q.named) and c.doc not in q.named),
     "unknown_share": lambda q, c: q.unknown_share,
-    **{f"role_{r}": _role_is(r) for r in SECTION_ROLES},
-    "conclusion_for_yes_no": lambda q, c: float(q.yes_no and c.role == "conclusion"),
+    # Where an answer sits depends on the kind of question: a yes/no verdict in the conclusion, a figure
+    # in the results; one weight per role and kind keeps one corpus's kind from teaching the other's.
+    **{f"role_{r}": _role_is(r, yes_no=False) for r in SECTION_ROLES},
+    **{f"role_{r}_yes_no": _role_is(r, yes_no=True) for r in SECTION_ROLES},
 }
 # Relative to the best candidate of the same question: makes scores comparable across corpora whose
 # absolute similarities differ (short abstracts vs long full texts).

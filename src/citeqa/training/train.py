@@ -207,8 +207,8 @@ def run(kind: str, max_false: float, loco_dir: Path | None, out_dir: Path) -> di
     ans_all.save(out_dir / "answerable.json")
     # Verdicts: only one corpus has yes/no labels, so the figure is 5-fold cross-validated within it.
     vx, vy = [], []
-    for n in names:
-        a, b = _verdict_rows(data[n], ooc_probs[n])
+    for name in names:
+        a, b = _verdict_rows(data[name], ooc_probs[name])
         if len(b):
             vx.append(a)
             vy.append(b)
