@@ -240,3 +240,23 @@ def test_upload_racing_a_cli_index_run_loses_nothing(shared: tuple[Path, Any], t
     expected = sorted([*SEED_NAMES, *(p.name for p in batch.iterdir()), *(p.name for p in uploads)])
     assert docs_of(index_dir) == expected  # 0 documents lost from either writer
     assert sorted(d["doc"] for d in runtime.documents()) == expected
+
+
+def test_ui_hashes_a_large_build_in_the_background(shared: tuple[Path, Any]) -> None:
+    """Above verify_on_load_mb, loading checks sizes only; the UI then hashes every file while serving
+    and shows damage in its status banner."""
+    from ui.runtime import Runtime, status_html
+
+    index_dir, settings = shared
+    (root,) = [p for p in index_dir.iterdir() if (p / "CURRENT").is_file()]
+    vectors = root / "builds" / (root / "CURRENT").read_text().strip() / "vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[200:264] = bytes(b ^ 0xFF for b in data[200:264])
+    vectors.write_bytes(bytes(data))
+    runtime = Runtime(settings.model_copy(update={"verify_on_load_mb": 0.0}))
+    runtime.wait()  # opens: the sizes match
+    deadline = time.monotonic() + 30
+    while runtime.error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runtime.error is not None and "vectors.npy" in runtime.error and "--rebuild" in runtime.error
+    assert "cq-status-bad" in status_html(runtime)

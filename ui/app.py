@@ -28,6 +28,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no versio
 import gradio as gr  # noqa: E402
 
 from citeqa import CiteqaError, Settings  # noqa: E402
+from citeqa.inputs import parse_history, parse_top_k, question_text  # noqa: E402
 
 if __package__ in (None, ""):  # `python ui/app.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,9 +36,11 @@ if __package__ in (None, ""):  # `python ui/app.py`
 from ui.chat import build_chat_tab  # noqa: E402
 from ui.evaluate_tab import build_eval_tab  # noqa: E402
 from ui.library import build_library_tab, library_outputs  # noqa: E402
-from ui.runtime import Runtime, default_prefs, status_html  # noqa: E402
+from ui.runtime import Runtime, default_prefs, status_html, user_error  # noqa: E402
+from ui.security import is_loopback, load_logins  # noqa: E402
 from ui.settings_tab import build_settings_tab  # noqa: E402
 
+log = logging.getLogger("citeqa.ui")
 CSS = (Path(__file__).resolve().parent / "app.css").read_text(encoding="utf-8")
 
 
@@ -49,7 +52,9 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
     # until config.py has one, CITEQA_UI_CONCURRENCY is read here.
     concurrency = settings.ui_concurrency
 
-    with gr.Blocks(title="citeqa: literature Q&A with exact citations", analytics_enabled=False) as demo:
+    # Gradio's own copies of served files (answer downloads) are deleted hourly once an hour old.
+    with gr.Blocks(title="citeqa: literature Q&A with exact citations", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as demo:
         demo.citeqa_runtime = runtime
         # Static initial values (deep-copied per browser session); the session id is filled in lazily.
         session = gr.State({"id": "", "messages": [], "history": [], "answers": []})
@@ -91,13 +96,14 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
         def answer(question: str, history: list[list[str]] | None = None, top_k: int | None = None) -> dict:
             """Answer one question from the indexed documents; returns Answer.to_dict()."""
             pr = default_prefs(settings)
-            if top_k:
-                pr["top_k"] = max(1, min(100, int(top_k)))
-            hist = [(str(u), str(a)) for u, a in (history or [])]
             try:
-                return runtime.assistant(pr).ask(question, history=hist).to_dict()
+                k = parse_top_k(top_k)
+                if k is not None:
+                    pr["top_k"] = k
+                hist = parse_history(history, "history")
+                return runtime.assistant(pr).ask(question_text(question), history=hist).to_dict()
             except CiteqaError as e:
-                raise gr.Error(str(e)) from e
+                raise user_error(e) from None
 
         gr.api(answer, api_name="answer", concurrency_limit=concurrency, concurrency_id="answer")
 
@@ -134,11 +140,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     update = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
     if update:
         settings = settings.model_copy(update=update)
+    try:
+        logins = load_logins(settings.ui_users.get_secret_value(), settings.ui_users_file)
+    except CiteqaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not logins and not is_loopback(settings.host):
+        log.warning("serving on %s with no login: anyone who can reach this address can read the library, "
+                    "upload and remove documents. Set CITEQA_UI_USERS or CITEQA_UI_USERS_FILE.", settings.host)
     runtime = Runtime(settings)
     runtime.start()  # build/open the index right away; pages show its progress
     demo = build_app(settings, runtime)
-    print(f"citeqa UI on http://{settings.host}:{settings.port}", flush=True)
-    demo.launch(**launch_kwargs(settings))
+    print(f"citeqa UI on http://{settings.host}:{settings.port}"
+          + (f" ({len(logins)} login(s) required)" if logins else ""), flush=True)
+    kwargs = launch_kwargs(settings)
+    if logins:
+        kwargs["auth"] = logins
+    demo.launch(**kwargs)
     return 0
 
 

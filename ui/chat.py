@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 import traceback
@@ -18,6 +19,7 @@ from typing import Any
 import gradio as gr
 
 from citeqa import Answer, CiteqaError
+from citeqa.inputs import clean_text
 
 from . import render
 from .runtime import Runtime, meta_map, new_session
@@ -27,10 +29,23 @@ log = logging.getLogger("citeqa.ui")
 STREAM_MIN_INTERVAL_S = 0.06
 
 
-def _export_dir(session_id: str) -> Path:
-    d = Path(tempfile.gettempdir()) / "citeqa-exports" / session_id
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+EXPORT_DIR = Path(tempfile.gettempdir()) / "citeqa-exports"
+
+
+def _prune_exports(d: Path, keep: int) -> None:
+    """Keep the newest ``keep`` export files in ``d``; older ones (and folders of older versions) go."""
+    entries = []
+    for p in d.iterdir():
+        try:
+            entries.append((p.stat().st_mtime, p))
+        except OSError:
+            continue
+    entries.sort(reverse=True)
+    for _, p in entries[keep:]:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 
@@ -45,7 +60,7 @@ def ask_stream(
     session = dict(session or new_session())
     session["id"] = session.get("id") or uuid.uuid4().hex[:12]
     session["messages"] = list(session.get("messages", []))
-    question = str(message or "")
+    question = clean_text(str(message or ""))
     skip = gr.skip()
     if not question.strip():
         gr.Warning("Please type a question.")
@@ -111,13 +126,19 @@ def ask_stream(
     )
 
 
-def write_exports(runtime: Runtime, session_id: str, idx: int, ans: dict[str, Any]) -> tuple[Path, Path]:
-    d = _export_dir(session_id)
+def write_exports(runtime: Runtime, session_id: str, idx: int, ans: dict[str, Any],
+                  export_dir: Path | None = None) -> tuple[Path, Path]:
+    """The answer as .md and .json downloads, in one folder holding at most ``export_keep`` pairs
+    (the oldest are deleted as new ones are written)."""
+    d = export_dir or EXPORT_DIR
+    d.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    md_path = d / f"citeqa-answer-{idx + 1}-{stamp}.md"
-    json_path = d / f"citeqa-answer-{idx + 1}-{stamp}.json"
+    safe_id = "".join(c for c in str(session_id) if c.isalnum())[:16] or "session"
+    base = f"citeqa-answer-{stamp}-{safe_id}-{idx + 1}-{uuid.uuid4().hex[:6]}"
+    md_path, json_path = d / f"{base}.md", d / f"{base}.json"
     md_path.write_text(render.answer_markdown(ans, meta_map(runtime)), encoding="utf-8")
     json_path.write_text(render.answer_json(ans), encoding="utf-8")
+    _prune_exports(d, 2 * runtime.settings.export_keep)
     return md_path, json_path
 
 

@@ -58,6 +58,8 @@ class Runtime:
 
             self.index = Index.open(self.settings, progress=self._progress)
             self.status = (1, 1, "Index ready")
+            # Loading checked sizes (and hashes of a small build); hash a large one while serving.
+            threading.Thread(target=self._verify, name="citeqa-verify", daemon=True).start()
         except CiteqaError as e:
             self.error = str(e)
         except Exception as e:  # noqa: BLE001 - shown on the page instead of a dead app
@@ -65,6 +67,16 @@ class Runtime:
             self.error = f"The index could not be opened ({type(e).__name__}: {e})."
         finally:
             self._ready.set()
+
+    def _verify(self) -> None:
+        from citeqa.errors import IndexDamaged
+
+        index = self.index
+        problems = index.damage() if index is not None else []
+        if problems:
+            e = IndexDamaged(str(self.settings.index_path()), "; ".join(problems[:3]))
+            log.error("index: %s", e)
+            self.error = str(e)  # shown in the status banner
 
     @property
     def ready(self) -> bool:
@@ -101,7 +113,7 @@ class Runtime:
             if self.index is index:
                 self.index = newer
                 log.info("index: now serving build %s", newer.path)
-            return self.index
+            return self.index or newer
 
     def adopt(self, index: Index) -> None:
         """Serve ``index`` (a build this process just published) from now on."""
@@ -133,6 +145,14 @@ class Runtime:
 
     def documents(self) -> list[dict[str, Any]]:
         return self.current().documents() if self.ready else []
+
+
+def user_error(e: CiteqaError) -> Exception:
+    """A ``gr.Error`` for a message meant for the user: logged as one line, not as a traceback."""
+    import gradio as gr
+
+    log.info("%s: %s", type(e).__name__, e)
+    return gr.Error(str(e), print_exception=False)
 
 
 def default_prefs(settings: Settings) -> dict[str, Any]:

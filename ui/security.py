@@ -11,6 +11,8 @@ import shutil
 import unicodedata
 from pathlib import Path
 
+from citeqa.errors import ConfigError
+
 ALLOWED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 MAX_NAME_CHARS = 120
 
@@ -106,3 +108,40 @@ def stage_upload(
     shutil.copyfile(src, tmp)
     tmp.replace(dest)
     return dest, False
+
+
+# ------------------------------------------------------------------------------ login for shared deployments
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def is_loopback(host: str) -> bool:
+    return host.strip().lower() in LOOPBACK_HOSTS or host.strip().startswith("127.")
+
+
+def _parse_logins(lines: list[str], where: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ConfigError(f"{where}, entry {n}: expected 'user:password' (the password is not shown here).")
+        out.append((user.strip(), password))
+    return out
+
+
+def load_logins(users: str, users_file: str) -> list[tuple[str, str]]:
+    """UI logins from ``CITEQA_UI_USERS`` ('user:password' pairs, comma or newline separated) and from
+    ``CITEQA_UI_USERS_FILE`` (one pair per line, ``#`` comments). Empty: no login."""
+    logins = _parse_logins(users.replace(",", "\n").splitlines(), "CITEQA_UI_USERS")
+    if users_file:
+        try:
+            text = Path(users_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"UI users file {users_file} cannot be read ({e}); fix CITEQA_UI_USERS_FILE.") from e
+        logins += _parse_logins(text.splitlines(), f"UI users file {users_file}")
+        if not logins:
+            raise ConfigError(f"UI users file {users_file} holds no 'user:password' line.")
+    return logins

@@ -60,7 +60,7 @@ def build_settings_tab(runtime: Runtime, settings: Settings, prefs: gr.State, st
         pr = dict(pr or default_prefs(settings))
         url = (url or "").strip()
         if m == "openai" and not url.lower().startswith(("http://", "https://")):
-            raise gr.Error("The endpoint base URL must start with http:// or https://")
+            raise gr.Error("The endpoint base URL must start with http:// or https://", print_exception=False)
         pr.update(
             answer_mode=m,
             llm_base_url=url or settings.llm_base_url,

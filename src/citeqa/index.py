@@ -164,6 +164,17 @@ class Index:
             return new
         return None
 
+    def damage(self) -> list[str]:
+        """Every file of this build hashed against its manifest: the problems found (empty: intact)."""
+        build = self._snap.build_dir
+        if build is None:
+            return []
+        try:
+            manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+            return integrity.verify(build, manifest, full=True)
+        except (OSError, ValueError, AttributeError) as e:
+            return [f"manifest.json: {e}"]
+
     # --- reading ----------------------------------------------------------------------------------
     @property
     def snap(self) -> Snapshot:

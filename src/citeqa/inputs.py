@@ -23,9 +23,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 def clean_text(text: str) -> str:
     """``text`` with lone surrogates (from JSON ``"\\ud800"`` escapes, or undecodable bytes in command
     line arguments) replaced by U+FFFD, so it can be encoded, tokenised and printed."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def question_text(value: Any, where: str = "the question") -> str:
