@@ -297,3 +297,20 @@ def test_kill_9_at_three_points_keeps_the_published_index(library: Path, tmp_pat
     assert r.returncode == 0 and "waiting" not in r.stderr, r.stderr
     assert [d.name for d in builds.iterdir()] == [_build_of(library).name]  # the killed builds' debris is gone
     assert len(docs_of(library)) == 5 + 15
+
+
+def test_two_cli_index_runs_take_turns_and_lose_nothing(library: Path, tmp_path: Path) -> None:
+    dirs = []
+    for k in range(2):
+        d = tmp_path / f"batch{k}"
+        d.mkdir()
+        for i, name in enumerate(SEED_NAMES):
+            shutil.copy(SEEDS_DIR / name, d / f"run{k}-{i}.txt")
+        dirs.append(d)
+    procs = [subprocess.Popen([sys.executable, "-m", "citeqa.cli", "index", str(d)], env=env_for(library),
+                              cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for d in dirs]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert any("waiting for another index build" in err for _, err in outs), outs  # one waited its turn
+    assert docs_of(library) == sorted([*SEED_NAMES, *(f.name for d in dirs for f in d.iterdir())])

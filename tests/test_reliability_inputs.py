@@ -149,3 +149,32 @@ def test_answer_exports_stay_bounded(seed_index: tuple[Any, Any], tmp_path: Path
     files = sorted(p.name for p in d.iterdir())
     assert len(files) == 10  # 5 answers, .md and .json each
     assert {p.name for p in paths[-1]} <= set(files) and all(p.parent == d for pair in paths for p in pair)
+
+
+def test_http_request_bodies_are_limited(tmp_path: Path) -> None:
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from ui.app import build_app, launch_kwargs
+    from ui.runtime import Runtime
+
+    from citeqa import Settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    settings = Settings(index_dir=tmp_path / "index", port=port, max_request_kb=64)
+    demo = build_app(settings, Runtime(settings))  # the index is never opened: no question is asked
+    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/gradio_api/call/answer"
+        big = json.dumps({"data": ["q", [["x" * 200_000, "a"]], 5]}).encode()
+        req = urllib.request.Request(url, data=big, headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            urllib.request.urlopen(req, timeout=30)
+        assert ei.value.code == 413 and b"request body over 65,536 bytes" in ei.value.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=30) as r:
+            assert r.status == 200  # ordinary requests pass
+    finally:
+        demo.close()

@@ -26,6 +26,7 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no version check / telemetry
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from citeqa import CiteqaError, Settings  # noqa: E402
 from citeqa.inputs import parse_history, parse_top_k, question_text  # noqa: E402
@@ -37,7 +38,7 @@ from ui.chat import build_chat_tab  # noqa: E402
 from ui.evaluate_tab import build_eval_tab  # noqa: E402
 from ui.library import build_library_tab, library_outputs  # noqa: E402
 from ui.runtime import Runtime, default_prefs, status_html, user_error  # noqa: E402
-from ui.security import is_loopback, load_logins  # noqa: E402
+from ui.security import BodyLimit, is_loopback, load_logins  # noqa: E402
 from ui.settings_tab import build_settings_tab  # noqa: E402
 
 log = logging.getLogger("citeqa.ui")
@@ -127,6 +128,7 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "show_error": True,
         "footer_links": ["api"],
         "run_history": False,
+        "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=settings.max_request_kb * 1024)]},
     }
 
 

@@ -10,6 +10,7 @@ import re
 import shutil
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 from citeqa.errors import ConfigError
 
@@ -145,3 +146,40 @@ def load_logins(users: str, users_file: str) -> list[tuple[str, str]]:
         if not logins:
             raise ConfigError(f"UI users file {users_file} holds no 'user:password' line.")
     return logins
+
+
+# ------------------------------------------------------------------------------ request size limit
+
+
+class BodyLimit:
+    """ASGI middleware: request bodies over ``limit`` bytes get 413, except file uploads (Gradio limits
+    those to ``max_upload_mb`` itself). A body without a Content-Length is cut off at the limit."""
+
+    def __init__(self, app: Any, limit: int, exempt: tuple[str, ...] = ("/upload",)) -> None:
+        self.app, self.limit, self.exempt = app, limit, exempt
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or str(scope.get("path", "")).endswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            body = (f'{{"error": "request body over {self.limit:,} bytes; send a shorter question and '
+                    f'history"}}').encode()
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, limited, send)

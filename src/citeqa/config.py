@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     ui_users_file: str = Field(
         "", description="File of UI logins, one 'user:password' per line (# starts a comment)."
     )
+    max_request_kb: int = Field(
+        1024, ge=16, description="Largest UI/HTTP API request body other than a file upload (question and history)."
+    )
     export_keep: int = Field(
         200, ge=1, description="Answer exports (.md/.json downloads) kept on disk; older ones are deleted."
     )
