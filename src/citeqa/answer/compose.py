@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from citeqa.answer.evidence import Scored
+from citeqa.answer.evidence import Candidate, Scored
 from citeqa.index import Index
-from citeqa.textutil import index_terms, numbers
+from citeqa.textutil import index_terms, numbers, stem
 from citeqa.types import AnswerSentence, Citation, Sentence, Unit
 
 _PAREN_DIGITS = re.compile(r"\s*\([^()]*\d[^()]*\)")
@@ -104,26 +104,38 @@ def compose(index: Index, picked: Sequence[Scored]) -> tuple[str, list[Citation]
             markers.append(n)
             text = f"{prefix}{render_row(unit)} [{n}]."
         else:
-            text_body = c.sentence.text
-            n = draft.cite(unit.doc, unit, c.sentence, s.score, c.sentence.text)
-            markers = [n]
-            if c.sentence.continues and c.position + 1 < len(unit.sentences):
-                nxt = unit.sentences[c.position + 1]
-                m = draft.cite(unit.doc, unit, nxt, s.score, nxt.text)
-                text_body = f"{text_body.rstrip('-')} [{n}] {nxt.text}"
-                n = m
-                markers.append(m)
-            elif c.sentence.continues:
-                cont = _continuation(index, unit, c.sentence)
-                if cont is not None:
-                    m = draft.cite(unit.doc, cont[0], cont[1], s.score, cont[1].text)
-                    joiner = "" if text_body.endswith("-") else " "
-                    text_body = f"{text_body.rstrip('-')}{joiner}[{n}] {cont[1].text}"
-                    n = m
-                    markers.append(m)
-            text = f"{text_body} [{n}]"
+            # A sentence cut by a page break is shown whole: its fragments are joined and cited together.
+            frags = [*_fragments_before(index, unit, c), (unit, c.sentence), *_fragments_after(index, unit, c)]
+            markers = [draft.cite(unit.doc, u, sent, s.score, sent.text) for u, sent in frags]
+            body = ""
+            for u, sent in frags:
+                # The cleaned text may have lost the line-end hyphen that the stored quote still shows.
+                cut = index.quote(u.doc, sent.start, sent.end).rstrip().endswith("-")
+                body = _join(body, sent.text.strip(), lambda w: _used_twice(index, w))
+                body = body.rstrip("-") + "-" if cut else body
+            text = f"{body} [{', '.join(map(str, dict.fromkeys(markers)))}]"
         parts.append(AnswerSentence(text=text, citations=tuple(markers)))
     return " ".join(p.text for p in parts), draft.citations, parts
+
+
+def _used_twice(index: Index, term: str) -> bool:
+    """A word in at least two units: a broken fragment ("previ") occurs only where it was broken."""
+    tid = index.snap.vocab.get(term)
+    return tid is not None and index.snap.bm25 is not None and index.snap.bm25.df(tid) >= 2
+
+
+def _join(body: str, piece: str, is_word: Callable[[str], bool]) -> str:
+    """Join page-break fragments: "previ-" + "ous" -> "previous"; a word cut with no hyphen ("previ" +
+    "ous") is joined when only the whole is a word the corpus uses; else with a space."""
+    if body.endswith("-") and piece[:1].islower():
+        return body[:-1] + piece
+    head = re.search(r"([^\W\d_]+)$", body)
+    tail = re.match(r"([^\W\d_]+)", piece)
+    if head and tail and piece[:1].islower():
+        whole = stem((head.group(1) + tail.group(1)).lower())
+        if is_word(whole) and not (is_word(stem(head.group(1).lower())) and is_word(stem(tail.group(1).lower()))):
+            return body + piece
+    return f"{body} {piece}".strip()
 
 
 def _continuation(index: Index, unit: Unit, sent: Sentence) -> tuple[Unit, Sentence] | None:
@@ -135,6 +147,30 @@ def _continuation(index: Index, unit: Unit, sent: Sentence) -> tuple[Unit, Sente
         if first.start > sent.end and first.text[:1].islower():
             return other, first
     return None
+
+
+def _fragments_after(index: Index, unit: Unit, c: Candidate) -> list[tuple[Unit, Sentence]]:
+    if not c.sentence.continues:
+        return []
+    if c.position + 1 < len(unit.sentences):
+        return [(unit, unit.sentences[c.position + 1])]
+    cont = _continuation(index, unit, c.sentence)
+    return [cont] if cont is not None else []
+
+
+def _fragments_before(index: Index, unit: Unit, c: Candidate) -> list[tuple[Unit, Sentence]]:
+    """The start of a sentence whose continuation ``c`` is (it begins in lower case after a page break)."""
+    if not c.sentence.text[:1].islower():
+        return []
+    if c.position > 0:
+        prev = unit.sentences[c.position - 1]
+        return [(unit, prev)] if prev.continues else []
+    for other in index.units[max(0, unit.id - 40) : unit.id][::-1]:
+        if other.doc != unit.doc or other.kind != "chunk":
+            continue
+        last = other.sentences[-1]
+        return [(other, last)] if last.continues and last.end <= c.sentence.start else []
+    return []
 
 
 def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], asked: frozenset[str] = frozenset()
