@@ -371,13 +371,14 @@ def test_report_files_and_pngs(tmp_path, fake_answerer, eval_script) -> None:
         "by_type.png",
         "latency.png",
         "refusal_threshold.png",
-        "baseline_results.jsonl",
+        "results.textbook.jsonl",
     ):
         assert (out / name).is_file(), name
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["baseline"]["system"] == "textbook" and metrics["baseline"]["k"] == 4
+    (base_m,) = metrics["baselines"]
+    assert (base_m["system"], base_m["k"], base_m["results_file"]) == ("textbook", 4, "results.textbook.jsonl")
     assert metrics["refusal_threshold"] == 0.45
     assert len(metrics["threshold_curve"]) == 101
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
@@ -431,7 +432,7 @@ def test_cli_compare_and_missing_file(tmp_path, fake_answerer, capsys) -> None:
     assert cmd_eval(args, settings=None) == 2
     assert "no such question file" in capsys.readouterr().err
     args = parser.parse_args(["q.jsonl", "--k", "3", "--baseline", "textbook", "--out", "x"])
-    assert (args.k, args.baseline, args.out) == (3, "textbook", Path("x"))
+    assert (args.k, args.baseline, args.out) == (3, ["textbook"], Path("x"))
 
 
 def test_answerer_exception_is_an_item_failure(tmp_path, fake_answerer) -> None:
@@ -546,3 +547,180 @@ def test_textbook_baseline_with_packaged_minilm(tmp_path, eval_docs) -> None:
     ans = base.ask("When was the drug approved?")
     assert ans.passages[0]["doc"] == "b.txt"
     assert 0.0 < ans.support <= 1.0
+
+
+# ---------------------------------------------------------------- BM25 top-sentence baseline, several baselines
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+
+def test_sentence_spans_keep_exact_offsets() -> None:
+    from citeqa.baseline import sentence_spans
+
+    text = (
+        "Trial A\n\nResults\nThe median overall survival was 7.7 months with blinatumomab\n"
+        "and 4.0 months with chemotherapy. Fatal events occurred in 3% (vs. 7%).\n\n  Table 2\nArm  n\n"
+    )
+    got = [text[a:b] for a, b in sentence_spans(text)]
+    assert got == [
+        "Trial A",
+        "Results",  # a short line without closing punctuation stands alone (heading)
+        "The median overall survival was 7.7 months with blinatumomab\nand 4.0 months with chemotherapy.",
+        "Fatal events occurred in 3% (vs. 7%).",  # "vs." is no sentence end
+        "Table 2",
+        "Arm  n",
+    ]
+
+
+def test_bm25_sentence_baseline_on_the_seeds(tmp_path) -> None:
+    from citeqa.baseline import BM25SentenceBaseline, document_paths
+    from conftest import read_loader_text
+
+    base = BM25SentenceBaseline(document_paths(SEEDS))
+    assert base.name == "bm25-sentence" and base.k == 5
+    ans = base.ask("What was the estimated 6-month survival with blinatumomab versus chemotherapy in TOWER?")
+    assert not ans.refused and len(ans.passages) == 5
+    (c,) = ans.citations
+    assert "54%" in c.quote and "39%" in c.quote  # the top sentence holds the figures
+    assert ans.text == f"{c.quote} [1]" and (c.doc, c.start, c.end) == tuple(
+        ans.passages[0][k] for k in ("doc", "start", "end")
+    )
+    for p in [*ans.passages, c.to_dict()]:  # offsets into the file text itself
+        assert read_loader_text(SEEDS / p["doc"])[p["start"] : p["end"]] == p["quote"]
+    lines = [x for x in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if x.strip()][:25]
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = run_eval(qfile, base, tmp_path / "run", k=base.k, system=base.name, plots=False)
+    o = run.metrics["overall"]
+    assert o["citation_exactness"] == 1.0 and o["false_refusal_rate"] == 0.0 and not run.metrics["data_errors"]
+    assert 0.0 < o["answer_correct"] < 1.0
+
+
+def test_bm25_sentence_baseline_on_any_folder(tmp_path, eval_docs) -> None:
+    from citeqa.baseline import BM25SentenceBaseline, document_paths
+
+    docs = _baseline_docs(tmp_path, eval_docs)
+    (docs[0].parent / "notes.md").write_text("# Notes\n\nThe drug costs 5 dollars per dose.\r\n", encoding="utf-8")
+    base = BM25SentenceBaseline(document_paths(docs[0].parent))
+    ans = base.ask("How much does the drug cost per dose?")
+    (c,) = ans.citations
+    assert c.doc == "notes.md" and c.quote == "The drug costs 5 dollars per dose."
+    assert (docs[0].parent / "notes.md").read_bytes().decode()[c.start : c.end] == c.quote
+    assert base.ask("zebra quantum").passages == []  # no shared term: nothing to cite, still not a refusal
+
+
+def test_several_baselines_one_table_and_old_runs_load(tmp_path, fake_answerer, eval_script, eval_docs) -> None:
+    from citeqa.baseline import BM25SentenceBaseline
+    from citeqa.evaluate import baseline_names, summary_table
+
+    qfile = _mixed_file(tmp_path)
+    sys_fake = fake_answerer({"OS?": eval_script("7.7 months [1]", passages=[("a.txt", OS_QUOTE)],
+                                                 citations=[("a.txt", OS_QUOTE)], support=0.9)})
+    text_fake = fake_answerer({})
+    text_fake.name, text_fake.k = "textbook", 4
+    bm25 = BM25SentenceBaseline(_baseline_docs(tmp_path, eval_docs))
+    run = run_eval(qfile, sys_fake, tmp_path / "run", baseline=[text_fake, bm25])
+    assert [r.metrics["system"] for r in run.systems] == ["citeqa", "textbook", "bm25-sentence"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert report.count("| metric | ") == 1
+    assert "| metric | citeqa (k=5) | textbook (k=4) | bm25-sentence (k=5) |" in report
+    for label in ("answer correct", "evidence recall@k", "unanswerable refused", "false refusals",
+                  "citation precision", "citation quote exact", "mean answer words", "latency p50 (ms)"):
+        assert f"| {label} | " in report, label
+    bm = run.baselines[1].metrics["overall"]
+    assert bm["answer_correct"] is not None and bm["refusal_accuracy"] == 0.0  # never refuses
+    table = summary_table(run).splitlines()
+    assert table[0].split() == ["metric", "citeqa", "textbook", "bm25-sentence"]
+    assert any(x.startswith("evidence recall@5/4/5") for x in table)
+    loaded = EvalRun.load(tmp_path / "run")
+    assert [b.metrics["system"] for b in loaded.baselines] == ["textbook", "bm25-sentence"]
+    assert [len(b.results) for b in loaded.baselines] == [4, 4]
+    assert baseline_names(["bm25-sentence", "all"]) == ["bm25-sentence", "textbook"]
+
+    # a run directory written before several baselines: metrics["baseline"] + baseline_results.jsonl
+    old = tmp_path / "old"
+    old.mkdir()
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    m["baseline"] = m.pop("baselines")[0]
+    (old / "metrics.json").write_text(json.dumps(m))
+    for src, dst in (("results.jsonl", "results.jsonl"), ("results.textbook.jsonl", "baseline_results.jsonl")):
+        (old / dst).write_text((tmp_path / "run" / src).read_text())
+    loaded = EvalRun.load(old)
+    assert loaded.baseline is not None and loaded.baseline.metrics["system"] == "textbook"
+    assert len(loaded.baseline.results) == 4 and "citeqa" in compare_runs(old, tmp_path / "run")
+
+
+def test_refusal_curve_over_support_marks_the_current_threshold(tmp_path, fake_answerer, eval_script) -> None:
+    qfile = _mixed_file(tmp_path)
+    fake = fake_answerer({
+        "OS?": eval_script("7.7 months", passages=[("a.txt", OS_QUOTE)], support=0.9),
+        "Fatal?": eval_script("3% [1]", support=0.5),  # wrong: 7% missing
+        "Cost?": eval_script("It costs a lot.", support=0.35),  # unanswerable, answered
+        "Trial size?": eval_script("I could not find this.", refused=True, support=0.2),
+    })
+    fake.refusal_threshold = 0.3  # the answerer's own threshold wins over its settings' (0.45)
+    run = run_eval(qfile, fake, tmp_path / "run")
+    assert run.metrics["refusal_threshold"] == 0.3
+    curve = {p["threshold"]: p for p in run.metrics["threshold_curve"]}
+    assert curve[0.3] == pytest.approx({**curve[0.3], "unanswerable_refused": 0.0, "false_refusal": 1 / 3,
+                                        "answer_correct": 1 / 3})
+    assert curve[0.4]["unanswerable_refused"] == 1.0 and curve[0.4]["false_refusal"] == pytest.approx(1 / 3)
+    assert curve[0.6]["false_refusal"] == pytest.approx(2 / 3) and curve[0.6]["answer_correct"] == pytest.approx(1 / 3)
+    assert curve[1.0]["false_refusal"] == 1.0 and curve[1.0]["answer_correct"] == 0.0
+    png = tmp_path / "run" / "refusal_threshold.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "below 0.30" in report and "| 0.30 (current) | 0.000 | 0.333 | 0.333 |" in report
+
+
+def test_yes_no_items_need_the_leading_verdict(tmp_path, fake_answerer, eval_script) -> None:
+    qfile = _write(tmp_path / "q.jsonl", [
+        _q("y1", "Does it work?", ["no"], [("a.txt", FATAL_QUOTE)], "yes_no", label="no"),
+        _q("y2", "Is it safe?", ["yes"], [("a.txt", FATAL_QUOTE)], "yes_no", label="yes"),
+        _q("y3", "Is it cheap?", ["no"], [("a.txt", FATAL_QUOTE)], "yes_no", label="no"),
+    ])
+    fake = fake_answerer({
+        "Does it work?": eval_script("**No.** Fatal adverse events occurred [1]", citations=[("a.txt", "Grade")]),
+        "Is it safe?": eval_script("Answer: yes, mostly."),
+        "Is it cheap?": eval_script("Fatal adverse events occurred in 3% and 7%, not known."),  # "no" inside
+    })
+    run = run_eval(qfile, fake, tmp_path / "run", plots=False)
+    ok = {r["id"]: r["metrics"]["correct"] for r in run.results}
+    assert ok == {"y1": True, "y2": True, "y3": False}
+    y1 = next(r for r in run.results if r["id"] == "y1")
+    assert y1["metrics"]["citations_relevant"] == 0  # "no" in the cited text is not evidence
+
+
+@pytest.mark.skipif(not _real_assistant_available(), reason="needs citeqa.Assistant and the seed questions")
+def test_corpora_run_three_systems_per_set(tmp_path, seed_index, monkeypatch, capsys) -> None:
+    """`citeqa eval --corpora --baseline all` over a corpus with a prebuilt index (the seeds')."""
+    pytest.importorskip("faiss")
+    import citeqa.eval_corpora as ec
+    from citeqa.training.dataset import corpora
+
+    assert [c.name for c in corpora()] == ["seeds", "covidqa", "pubmedqa"]
+    assert [(q.corpus, q.name) for q in ec.question_sets(["seeds"])] == [("seeds", "dev"), ("seeds", "own")]
+    _index, settings = seed_index
+    lines = [x for x in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if x.strip()][:4]
+    qfile = tmp_path / "four.jsonl"
+    qfile.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sets = [ec.QuestionSet("seeds", "four", qfile, SEEDS, Path(settings.index_dir)),
+            ec.QuestionSet("nowhere", "lost", qfile, SEEDS, tmp_path / "no-index")]
+    monkeypatch.setattr(ec, "question_sets", lambda names=(): sets)
+    parser = argparse.ArgumentParser()
+    add_eval_arguments(parser)
+    args = parser.parse_args(["--corpora", "--baseline", "all", "--out", str(tmp_path / "out")])
+    assert args.corpora == [] and args.baseline == ["all"]
+    assert cmd_eval(args, settings=None) == 1  # ran, but one corpus had no index (never built here)
+    captured = capsys.readouterr()
+    assert "nowhere: no usable index" in captured.err and not (tmp_path / "no-index").exists()
+    head = next(x for x in captured.out.splitlines() if x.startswith("metric"))
+    assert head.split() == ["metric", "citeqa", "textbook", "bm25-sentence"]
+    run = EvalRun.load(tmp_path / "out" / "four")
+    assert [r.metrics["system"] for r in run.systems] == ["citeqa", "textbook", "bm25-sentence"]
+    assert all(r.metrics["overall"]["citation_exactness"] in (None, 1.0) for r in run.systems)
+    assert run.metrics["refusal_threshold"] is not None
+    assert (tmp_path / "out" / "four" / "refusal_threshold.png").is_file()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "## four (seeds)" in summary
+    assert "| metric | citeqa (k=5) | textbook (k=4) | bm25-sentence (k=5) |" in summary

@@ -30,16 +30,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from citeqa.eval_compare import compare_runs
+from citeqa.eval_questions import EvalItem, Evidence, load_questions
 from citeqa.scoring import (
     METRIC_LABELS,
+    TABLE_METRICS,
     DocTextFn,
-    EvalItem,
-    Evidence,
     aggregate,
     contains,
     evidence_covered,
     fmt_metric,
-    load_questions,
     normalise,
     percentile,
     score_item,
@@ -54,6 +54,7 @@ __all__ = [
     "EvalItem",
     "EvalRun",
     "Evidence",
+    "TABLE_METRICS",
     "add_eval_arguments",
     "aggregate",
     "cmd_eval",
@@ -80,13 +81,23 @@ class Answerer(Protocol):
 # ---------------------------------------------------------------- running
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalRun:
     out_dir: Path
     metrics: dict[str, Any]
     results: list[dict[str, Any]]
     errors: list[dict[str, Any]] = field(default_factory=list)
-    baseline: EvalRun | None = None
+    baselines: tuple[EvalRun, ...] = ()  # other systems scored on the same items, in table order
+
+    @property
+    def baseline(self) -> EvalRun | None:
+        """The first baseline (runs written before several baselines were possible had at most one)."""
+        return self.baselines[0] if self.baselines else None
+
+    @property
+    def systems(self) -> tuple[EvalRun, ...]:
+        """This run and its baselines, in table order."""
+        return (self, *self.baselines)
 
     @property
     def passed(self) -> dict[str, bool]:
@@ -94,16 +105,23 @@ class EvalRun:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> EvalRun:
+        """Read a finished run directory, baselines included (also the single-baseline layout of older
+        runs: ``metrics["baseline"]`` with ``baseline_results.jsonl``)."""
         d = Path(out_dir)
         metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
-        with open(d / "results.jsonl", encoding="utf-8") as fh:
-            results = [json.loads(x) for x in fh if x.strip()]
-        base = None
-        if metrics.get("baseline") and (d / "baseline_results.jsonl").exists():
-            with open(d / "baseline_results.jsonl", encoding="utf-8") as fh:
-                b_rows = [json.loads(x) for x in fh if x.strip()]
-            base = cls(d, metrics["baseline"], b_rows)
-        return cls(d, metrics, results, metrics.get("errors", []), base)
+        results = _read_jsonl(d / "results.jsonl")
+        bases: list[EvalRun] = []
+        for b in metrics.get("baselines") or []:
+            f = d / str(b.get("results_file", ""))
+            bases.append(cls(d, b, _read_jsonl(f) if f.is_file() else []))
+        if not bases and metrics.get("baseline") and (d / "baseline_results.jsonl").exists():
+            bases.append(cls(d, metrics["baseline"], _read_jsonl(d / "baseline_results.jsonl")))
+        return cls(d, metrics, results, metrics.get("errors", []), tuple(bases))
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(x) for x in fh if x.strip()]
 
 
 def _doc_text_fn(answerer: Any) -> DocTextFn:
@@ -185,6 +203,25 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def current_threshold(assistant: Any) -> float | None:
+    """The refusal threshold the answerer applies to ``Answer.support`` (its own property, else its
+    settings'), or None when it has none."""
+    for t in (getattr(assistant, "refusal_threshold", None),
+              getattr(getattr(assistant, "settings", None), "refusal_threshold", None)):
+        if isinstance(t, int | float) and not isinstance(t, bool):
+            return float(t)
+    return None
+
+
+def _file_name(name: str, taken: set[str]) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "baseline"
+    f, n = f"results.{stem}.jsonl", 2
+    while f in taken:
+        f, n = f"results.{stem}-{n}.jsonl", n + 1
+    taken.add(f)
+    return f
+
+
 def run_eval(
     questions_path: str | Path,
     assistant: Any,
@@ -199,8 +236,9 @@ def run_eval(
 ) -> EvalRun:
     """Evaluate ``assistant`` on a question file and write results.jsonl, metrics.json, report.md, plots.
 
-    ``baseline`` is another answerer (e.g. :class:`~citeqa.baseline.TextbookBaseline`) scored on the
-    same items with recall@k taken over however many passages it returns, or an :class:`EvalRun`.
+    ``baseline`` is another answerer (e.g. :class:`~citeqa.baseline.TextbookBaseline`), a finished
+    :class:`EvalRun`, or a list of those: each is scored on the same items, with recall@k taken over however
+    many passages it returns (its ``k``), and written to ``results.<name>.jsonl``.
     """
     from citeqa.report import write_report  # matplotlib is imported only when reporting
 
@@ -208,9 +246,9 @@ def run_eval(
     out.mkdir(parents=True, exist_ok=True)
     items, errors = load_questions(questions_path)
     if refusal_threshold is None:
-        refusal_threshold = getattr(getattr(assistant, "settings", None), "refusal_threshold", None)
-
-    total = len(items) * (2 if baseline is not None and not isinstance(baseline, EvalRun) else 1)
+        refusal_threshold = current_threshold(assistant)
+    others = list(baseline) if isinstance(baseline, list | tuple) else [] if baseline is None else [baseline]
+    total = len(items) * (1 + sum(not isinstance(b, EvalRun) for b in others))
 
     def prog(offset: int) -> ProgressFn | None:
         return None if progress is None else (lambda d, _t: progress(offset + d, total))
@@ -224,20 +262,27 @@ def run_eval(
         {"id": r["id"], "line": r["line"], "error": e} for r in rows for e in r.get("data_errors", [])
     ]
 
-    base_run: EvalRun | None = None
-    if isinstance(baseline, EvalRun):
-        base_run = baseline
-    elif baseline is not None:
-        b_k = int(getattr(baseline, "k", 4))
-        b_rows = _evaluate(items, baseline, b_k, prog(len(items)))
-        b_name = str(getattr(baseline, "name", type(baseline).__name__))
-        b_metrics = summarise(b_rows, system=b_name, k=b_k, refusal_threshold=None)
-        base_run = EvalRun(out, b_metrics, b_rows)
-        _write_jsonl(out / "baseline_results.jsonl", b_rows)
-    if base_run is not None:
-        metrics["baseline"] = {k_: v for k_, v in base_run.metrics.items() if k_ != "baseline"}
+    base_runs: list[EvalRun] = []
+    taken = {"results.jsonl"}
+    done = len(items)
+    for b in others:
+        if isinstance(b, EvalRun):
+            b_run = b
+        else:
+            b_k = int(getattr(b, "k", 4))
+            b_rows = _evaluate(items, b, b_k, prog(done))
+            done += len(items)
+            b_name = str(getattr(b, "name", type(b).__name__))
+            b_metrics = summarise(b_rows, system=b_name, k=b_k, refusal_threshold=None)
+            b_run = EvalRun(out, _json_safe(b_metrics), b_rows)
+        fname = _file_name(str(b_run.metrics.get("system", "baseline")), taken)
+        _write_jsonl(out / fname, b_run.results)
+        keep = {k_: v for k_, v in b_run.metrics.items() if k_ not in ("baseline", "baselines")}
+        base_runs.append(EvalRun(out, {**keep, "results_file": fname}, b_run.results))
+    if base_runs:
+        metrics["baselines"] = [b.metrics for b in base_runs]
 
-    run = EvalRun(out, _json_safe(metrics), rows, errors, base_run)
+    run = EvalRun(out, _json_safe(metrics), rows, errors, tuple(base_runs))
     _write_jsonl(out / "results.jsonl", rows)
     run.metrics["plots"] = write_report(run, plots=plots)
     (out / "metrics.json").write_text(
@@ -246,89 +291,37 @@ def run_eval(
     return run
 
 
-# ---------------------------------------------------------------- comparing runs
-
-
-def _delta(a: Any, b: Any, key: str) -> str:
-    if not isinstance(a, int | float) or not isinstance(b, int | float):
-        return "–"
-    if any(isinstance(x, float) and math.isnan(x) for x in (a, b)):
-        return "–"
-    d = b - a
-    if key == "n" or key.startswith("n_"):
-        return f"{int(d):+d}"
-    return f"{d:+.1f}" if key.endswith("_ms") or key.endswith("_mean") else f"{d:+.3f}"
-
-
-def compare_runs(run_a: EvalRun | str | Path, run_b: EvalRun | str | Path) -> str:
-    """Markdown: metric deltas (B − A) overall and per type, and items that flipped pass↔fail."""
-    a = run_a if isinstance(run_a, EvalRun) else EvalRun.load(run_a)
-    b = run_b if isinstance(run_b, EvalRun) else EvalRun.load(run_b)
-
-    def who(r: EvalRun) -> str:
-        m = r.metrics
-        return f"`{r.out_dir}` ({m.get('system', '?')}, k={m.get('k', '?')}, {m.get('questions', '')})"
-
-    lines = [f"# Run comparison\n\nA: {who(a)}  \nB: {who(b)}\n", "## Overall\n"]
-    lines += ["| metric | A | B | Δ (B−A) |", "| --- | ---: | ---: | ---: |"]
-    oa, ob = a.metrics.get("overall", {}), b.metrics.get("overall", {})
-    for key, label in METRIC_LABELS.items():
-        lines.append(
-            f"| {label} | {fmt_metric(oa.get(key), key)} | {fmt_metric(ob.get(key), key)} | "
-            f"{_delta(oa.get(key), ob.get(key), key)} |"
-        )
-    lines.append("\n## Per type\n")
-    keys = ["n", "correctness", "recall_at_k", "mrr", "citation_precision"]
-    lines.append("| type | " + " | ".join(f"{METRIC_LABELS[x]} A → B (Δ)" for x in keys) + " |")
-    lines.append("| --- |" + " ---: |" * len(keys))
-    pa, pb = a.metrics.get("per_type", {}), b.metrics.get("per_type", {})
-    for t in sorted(set(pa) | set(pb)):
-        ma, mb = pa.get(t, {}), pb.get(t, {})
-        cells = [
-            f"{fmt_metric(ma.get(x), x)} → {fmt_metric(mb.get(x), x)} ({_delta(ma.get(x), mb.get(x), x)})"
-            for x in keys
-        ]
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    pa_ids, pb_ids = a.passed, b.passed
-    common = [i for i in pa_ids if i in pb_ids]
-    fixed = [i for i in common if not pa_ids[i] and pb_ids[i]]
-    broke = [i for i in common if pa_ids[i] and not pb_ids[i]]
-    b_rows = {r["id"]: r for r in b.results}
-    lines.append(
-        f"\n## Flips\n\n{len(fixed)} fail → pass, {len(broke)} pass → fail "
-        f"({len(common)} items in both runs).\n"
-    )
-    if fixed:
-        lines.append("**fail → pass:** " + ", ".join(f"`{i}`" for i in fixed) + "\n")
-    if broke:
-        lines.append("**pass → fail:**\n")
-        for i in broke:
-            why = "; ".join(b_rows[i].get("reasons", [])) or "?"
-            lines.append(f"- `{i}` ({b_rows[i].get('type', '')}): {why}")
-    only = sorted(set(pa_ids) ^ set(pb_ids))
-    if only:
-        lines.append(f"\nItems in only one run: {', '.join(only)}")
-    return "\n".join(lines) + "\n"
-
-
 # ---------------------------------------------------------------- CLI glue
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``citeqa eval`` (the caller creates the sub-parser)."""
+    from citeqa.baseline import BASELINES
+
     parser.add_argument("questions", nargs="?", type=Path, help="Question file (JSONL).")
     parser.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="Output directory (default runs/<timestamp>-<questions-stem>/).",
+        help="Output directory (default runs/<timestamp>-<questions-stem>/; with --corpora one "
+        "sub-directory per question set).",
     )
     parser.add_argument("--k", type=int, default=5, help="Passages counted for evidence recall@k and MRR.")
     parser.add_argument(
         "--baseline",
-        choices=["textbook"],
+        action="append",
+        choices=[*BASELINES, "all"],
         default=None,
-        help="Also score a baseline on the same questions (textbook: 1000-char chunks, FAISS top-4).",
+        help="Also score a baseline on the same questions; repeat for several, 'all' for every one "
+        "(textbook: 1000-char chunks, FAISS top-4; bm25-sentence: the top BM25 sentence, top-5 sentences).",
+    )
+    parser.add_argument(
+        "--corpora",
+        nargs="*",
+        metavar="CORPUS",
+        default=None,
+        help="Instead of one question file, run every known corpus (or those named: seeds, covidqa, "
+        "pubmedqa) against its own index under CITEQA_TRAINING_INDEX_ROOT, one report per question set.",
     )
     parser.add_argument(
         "--compare",
@@ -341,6 +334,18 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="Skip the PNG plots.")
 
 
+def baseline_names(requested: Sequence[str] | None) -> list[str]:
+    """``--baseline`` values in order, 'all' expanded, duplicates dropped."""
+    from citeqa.baseline import BASELINES
+
+    out: list[str] = []
+    for name in requested or []:
+        for n in BASELINES if name == "all" else (name,):
+            if n not in out:
+                out.append(n)
+    return out
+
+
 def default_out_dir(questions: Path, root: Path | None = None) -> Path:
     from citeqa.config import PROJECT_ROOT
 
@@ -349,17 +354,26 @@ def default_out_dir(questions: Path, root: Path | None = None) -> Path:
 
 
 def summary_table(run: EvalRun) -> str:
-    """Plain-text summary (both systems side by side when a baseline ran)."""
-    keys = [k for k in METRIC_LABELS if k != "pass_rate"] + ["pass_rate"]
-    cols = [run.metrics["system"]] + ([run.metrics["baseline"]["system"]] if run.baseline else [])
-    mets = [run.metrics["overall"]] + ([run.metrics["baseline"]["overall"]] if run.baseline else [])
-    ks = [run.metrics.get("k")] + ([run.metrics["baseline"].get("k")] if run.baseline else [])
-    w = max(len(v) for v in METRIC_LABELS.values())
-    out = [f"{'metric':<{w}}  " + "  ".join(f"{c:>14}" for c in cols)]
-    for key in keys:
-        label = METRIC_LABELS[key].replace("@k", "@" + "/".join(str(x) for x in ks))
-        out.append(f"{label:<{w}}  " + "  ".join(f"{fmt_metric(m.get(key), key):>14}" for m in mets))
+    """Plain-text table: citeqa and each baseline side by side (:data:`TABLE_METRICS`, then items)."""
+    systems = run.systems
+    ks = "/".join(str(r.metrics.get("k")) for r in systems)
+    labels = {**TABLE_METRICS, "recall_at_k": f"evidence recall@{ks}", "n": "items"}
+    w = max(len(v) for v in labels.values())
+    cw = max(14, *(len(str(r.metrics["system"])) for r in systems))
+    out = [f"{'metric':<{w}}  " + "  ".join(f"{r.metrics['system']:>{cw}}" for r in systems)]
+    for key, label in labels.items():
+        cells = (fmt_metric(r.metrics["overall"].get(key), key) for r in systems)
+        out.append(f"{label:<{w}}  " + "  ".join(f"{c:>{cw}}" for c in cells))
+    t = run.metrics.get("refusal_threshold")
+    if t is not None:
+        out.append(f"({run.metrics['system']} refuses when P(the sources answer) < {t:.2f})")
     return "\n".join(out)
+
+
+def progress_bar(desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(desc=desc, unit="q", total=None)
 
 
 def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
@@ -375,45 +389,49 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
             return 2
         print(md)
         return 0
+    if getattr(args, "corpora", None) is not None:
+        if args.questions is not None:
+            print("citeqa eval: give a question file or --corpora, not both", file=sys.stderr)
+            return 2
+        from citeqa.eval_corpora import run_corpora
+
+        return run_corpora(args)
     if args.questions is None:
-        print("citeqa eval: a question file is required (or --compare RUN_A RUN_B)", file=sys.stderr)
+        print("citeqa eval: a question file is required (or --corpora, or --compare RUN_A RUN_B)",
+              file=sys.stderr)
         return 2
     if not Path(args.questions).is_file():
         print(f"citeqa eval: no such question file: {args.questions}", file=sys.stderr)
         return 2
-    from tqdm import tqdm
-
     from citeqa import Assistant, Index
+    from citeqa.baseline import document_paths, make_baseline
 
     out = args.out or default_out_dir(Path(args.questions))
     index = Index.open(settings)
     assistant = Assistant(index, settings)
-    baseline = None
-    if args.baseline == "textbook":
-        from citeqa.baseline import TextbookBaseline, default_doc_paths
-
-        baseline = TextbookBaseline(default_doc_paths(settings))
-    with tqdm(desc="eval", unit="q", total=None) as bar:
+    docs = document_paths(settings.seeds_dir)
+    baselines = [make_baseline(name, docs) for name in baseline_names(args.baseline)]
+    with progress_bar("eval") as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
 
-        run = run_eval(
-            args.questions,
-            assistant,
-            out,
-            k=args.k,
-            progress=progress,
-            baseline=baseline,
-            plots=not getattr(args, "no_plots", False),
-        )
+        run = run_eval(args.questions, assistant, out, k=args.k, progress=progress, baseline=baselines,
+                       plots=not getattr(args, "no_plots", False))
     print(summary_table(run))
+    print(f"\nwrote {out}/report.md")
+    return report_problems(run)
+
+
+def report_problems(run: EvalRun) -> int:
+    """Print the question-file problems of a run to stderr; 1 when there were any, else 0."""
+    import sys
+
     errs, data_errs = run.metrics["errors"], run.metrics["data_errors"]
     for err in errs:
         print(f"question file line {err['line']}: {err['field']}: {err['error']}", file=sys.stderr)
     for derr in data_errs:
         print(f"data error in {derr['id']} (line {derr['line']}): {derr['error']}", file=sys.stderr)
-    print(f"\nwrote {out}/report.md")
     return 1 if errs or data_errs else 0

@@ -11,13 +11,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from citeqa.scoring import METRIC_LABELS, fmt_metric  # noqa: E402
+from citeqa.scoring import METRIC_LABELS, TABLE_METRICS, fmt_metric  # noqa: E402
 
 if TYPE_CHECKING:
     from citeqa.evaluate import EvalRun
 
 SYSTEM_COLOR = "#1f77b4"
-BASELINE_COLOR = "#ff7f0e"
+BASELINE_COLORS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+
+
+def _color(i: int) -> str:
+    """Colour of the i-th system of a run (0: citeqa, then its baselines)."""
+    return SYSTEM_COLOR if i == 0 else BASELINE_COLORS[(i - 1) % len(BASELINE_COLORS)]
 
 
 def _fmt(v: Any, key: str = "") -> str:
@@ -42,43 +47,35 @@ def _md_cell(text: str, n: int = 220) -> str:
 
 def plot_by_type(run: EvalRun, path: Path) -> None:
     per = run.metrics["per_type"]
-    base = run.metrics.get("baseline", {}).get("per_type") if run.baseline else None
     types = list(per)
-    k, bk = run.metrics["k"], (run.metrics.get("baseline") or {}).get("k")
+    systems = run.systems
     panels = [("correctness", "Answer correctness"), ("recall_at_k", "Evidence recall@k")]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.3 * len(types) + 4), 4.2), sharey=True)
-    width = 0.38 if base else 0.6
+    fig, axes = plt.subplots(
+        1, 2, figsize=(max(8.0, (0.5 + 0.35 * len(systems)) * len(types) + 4), 4.2), sharey=True
+    )
+    width = 0.8 / len(systems) if len(systems) > 1 else 0.6
     xs = range(len(types))
     for ax, (key, title) in zip(axes, panels, strict=True):
-        sys_vals = [_num(per[t].get(key)) for t in types]
-        label = run.metrics["system"] + (f" (k={k})" if key == "recall_at_k" else "")
-        off = -width / 2 if base else 0.0
-        bars = ax.bar(
-            [x + off for x in xs],
-            [0 if math.isnan(v) else v for v in sys_vals],
-            width,
-            color=SYSTEM_COLOR,
-            label=label,
-        )
-        _label_bars(ax, bars, sys_vals)
-        if base:
-            b_vals = [_num(base.get(t, {}).get(key)) for t in types]
-            b_label = run.metrics["baseline"]["system"] + (f" (k={bk})" if key == "recall_at_k" else "")
+        for i, r in enumerate(systems):
+            m = r.metrics
+            vals = [_num(m.get("per_type", {}).get(t, {}).get(key)) for t in types]
+            label = m["system"] + (f" (k={m.get('k')})" if key == "recall_at_k" else "")
+            off = (i - (len(systems) - 1) / 2) * width
             bars = ax.bar(
-                [x + width / 2 for x in xs],
-                [0 if math.isnan(v) else v for v in b_vals],
+                [x + off for x in xs],
+                [0 if math.isnan(v) else v for v in vals],
                 width,
-                color=BASELINE_COLOR,
-                label=b_label,
+                color=_color(i),
+                label=label,
             )
-            _label_bars(ax, bars, b_vals)
+            _label_bars(ax, bars, vals)
         ax.set_title(title)
         ax.set_xticks(list(xs))
         ax.set_xticklabels([f"{t}\n(n={per[t]['n']})" for t in types], rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1.3)
         ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
+        ax.legend(fontsize=8, loc="upper center", ncol=len(systems), frameon=False)
     axes[0].set_ylabel("share of items")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -103,10 +100,7 @@ def plot_latency(run: EvalRun, path: Path) -> None:
         return [float(r["timings_ms"].get("total", r.get("wall_ms", 0.0))) for r in rows if "metrics" in r]
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    t_sys = totals(run.results)
-    series = [(run.metrics["system"], t_sys, SYSTEM_COLOR)]
-    if run.baseline:
-        series.append((run.baseline.metrics["system"], totals(run.baseline.results), BASELINE_COLOR))
+    series = [(r.metrics["system"], totals(r.results), _color(i)) for i, r in enumerate(run.systems)]
     allv = [v for _, vals, _ in series for v in vals]
     bins = max(5, min(30, len(allv) // 2)) if allv else 5
     lo, hi = (min(allv), max(allv)) if allv else (0.0, 1.0)
@@ -153,48 +147,43 @@ def plot_latency(run: EvalRun, path: Path) -> None:
 
 
 def plot_threshold(run: EvalRun, path: Path) -> None:
+    """The refusal trade-off over thresholds on ``Answer.support``, the current threshold marked."""
     curve = run.metrics["threshold_curve"]
     cur = run.metrics.get("refusal_threshold")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     ts = [p["threshold"] for p in curve]
-    share = [p["answered_share"] for p in curve]
-    acc_ans = [_num(p["answered_correct"]) for p in curve]
-    overall = [p["overall_correct"] for p in curve]
-    ax1.plot(ts, share, label="answered share", color="#555555", drawstyle="steps-post")
-    ax1.plot(ts, acc_ans, label="correct among answered", color=SYSTEM_COLOR, drawstyle="steps-post")
-    ax1.plot(ts, overall, label="overall correct (incl. refusals)", color="#2ca02c", drawstyle="steps-post")
+
+    def series(key: str) -> list[float]:
+        return [_num(p.get(key)) for p in curve]
+
+    ax1.plot(ts, series("unanswerable_refused"), label="unanswerable refused", color="#2ca02c",
+             drawstyle="steps-post")
+    ax1.plot(ts, series("false_refusal"), label="false refusals (answerable refused)", color="#d62728",
+             drawstyle="steps-post")
+    ax1.plot(ts, series("answer_correct"), label="answer correct (answerable)", color=SYSTEM_COLOR,
+             drawstyle="steps-post")
+    ax1.plot(ts, series("overall_correct"), label="correct, all items", color="#555555", linestyle=":",
+             drawstyle="steps-post")
     if cur is not None:
-        ax1.axvline(cur, color="red", linestyle="--", label=f"current threshold {cur:.2f}")
-    best = run.metrics.get("best_threshold")
-    if best:
-        lo, hi = best.get("threshold_low", best["threshold"]), best.get("threshold_high", best["threshold"])
-        ax1.axvspan(
-            lo, hi + 0.002, color="#2ca02c", alpha=0.12, label=f"best overall on this set ({lo:.2f}–{hi:.2f})"
-        )
-    ax1.set_xlabel("refusal threshold on Answer.support")
+        ax1.axvline(cur, color="black", linestyle="--", label=f"current threshold {cur:.2f}")
+    ax1.set_xlabel("refusal threshold on Answer.support = P(the sources answer)")
     ax1.set_ylim(-0.02, 1.05)
     ax1.set_title("Refusal threshold sweep")
-    ax1.legend(fontsize=8, loc="best")
+    ax1.legend(fontsize=7, loc="best")
     ax1.grid(alpha=0.3)
-    ax2.plot(share, acc_ans, marker=".", color=SYSTEM_COLOR, label="correct among answered")
-    ax2.plot(share, overall, marker=".", color="#2ca02c", alpha=0.7, label="overall correct")
+    fr, ur = series("false_refusal"), series("unanswerable_refused")
+    ax2.plot(fr, ur, marker=".", color="#2ca02c", drawstyle="steps-post", label="thresholds 0 → 1")
+    ax2.axvline(0.08, color="#d62728", linestyle=":", alpha=0.7, label="false-refusal target 0.08")
     if cur is not None and curve:
         p = min(curve, key=lambda c: abs(c["threshold"] - cur))
-        ax2.scatter(
-            [p["answered_share"]],
-            [_num(p["answered_correct"])],
-            s=90,
-            color="red",
-            zorder=5,
-            label=f"current ({cur:.2f})",
-        )
-        ax2.scatter([p["answered_share"]], [p["overall_correct"]], s=60, color="red", marker="x", zorder=5)
-    ax2.set_xlabel("share of questions answered")
-    ax2.set_ylabel("correctness")
+        ax2.scatter([_num(p.get("false_refusal"))], [_num(p.get("unanswerable_refused"))], s=90, color="black",
+                    zorder=5, label=f"current ({cur:.2f})")
+    ax2.set_xlabel("false refusals (share of answerable refused)")
+    ax2.set_ylabel("unanswerable refused")
     ax2.set_xlim(-0.02, 1.02)
     ax2.set_ylim(-0.02, 1.05)
-    ax2.set_title("Coverage vs correctness trade-off")
-    ax2.legend(fontsize=8, loc="best")
+    ax2.set_title("Refusal trade-off")
+    ax2.legend(fontsize=8, loc="lower right")
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -204,12 +193,15 @@ def plot_threshold(run: EvalRun, path: Path) -> None:
 # ---------------------------------------------------------------- markdown
 
 
-def _overall_table(run: EvalRun) -> list[str]:
-    cols = [run.metrics] + ([run.metrics["baseline"]] if run.baseline else [])
-    head = " | ".join(f"{c['system']} (k={c['k']})" for c in cols)
-    lines = [f"| metric | {head} |", "| --- |" + " ---: |" * len(cols)]
-    for key, label in METRIC_LABELS.items():
-        lines.append(f"| {label} | " + " | ".join(_fmt(c["overall"].get(key), key) for c in cols) + " |")
+def overall_table(run: EvalRun, keys: dict[str, str] | None = None) -> list[str]:
+    """One markdown table, a column per system (citeqa first, then each baseline): the side-by-side
+    metrics of :data:`TABLE_METRICS`, then the rest of :data:`METRIC_LABELS` (or just ``keys``)."""
+    systems = run.systems
+    rows = keys or {**TABLE_METRICS, **{k: v for k, v in METRIC_LABELS.items() if k not in TABLE_METRICS}}
+    head = " | ".join(f"{r.metrics['system']} (k={r.metrics.get('k')})" for r in systems)
+    lines = [f"| metric | {head} |", "| --- |" + " ---: |" * len(systems)]
+    for key, label in rows.items():
+        lines.append(f"| {label} | " + " | ".join(_fmt(r.metrics["overall"].get(key), key) for r in systems) + " |")
     return lines
 
 
@@ -224,15 +216,14 @@ def _per_type_table(run: EvalRun) -> list[str]:
         "false_refusal_rate",
     ]
     heads = ["items", "correct", "recall@k", "MRR", "cit. precision", "refusal acc.", "false refusal"]
-    base = run.metrics["baseline"]["per_type"] if run.baseline else None
-    if base:
-        heads += ["baseline correct", "baseline recall@k"]
+    for b in run.baselines:
+        heads += [f"{b.metrics['system']} correct", f"{b.metrics['system']} recall@k"]
     lines = ["| type | " + " | ".join(heads) + " |", "| --- |" + " ---: |" * len(heads)]
     for t, m in run.metrics["per_type"].items():
         cells = [_fmt(m.get(k), k) for k in keys]
-        if base:
-            b = base.get(t, {})
-            cells += [_fmt(b.get("correctness")), _fmt(b.get("recall_at_k"))]
+        for b in run.baselines:
+            bm = b.metrics.get("per_type", {}).get(t, {})
+            cells += [_fmt(bm.get("correctness")), _fmt(bm.get("recall_at_k"))]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return lines
 
@@ -268,6 +259,40 @@ def _failure_block(row: dict[str, Any]) -> list[str]:
     return out
 
 
+def _threshold_section(m: dict[str, Any]) -> list[str]:
+    """The refusal trade-off in words and a table at a few thresholds, the current one included."""
+    curve = {p["threshold"]: p for p in m.get("threshold_curve", [])}
+    cur, best = m.get("refusal_threshold"), m.get("best_threshold")
+    md = []
+    if cur is not None:
+        md.append(
+            f"The answerer refuses when `Answer.support` (P(the sources answer the question)) is below "
+            f"{cur:.2f}."
+        )
+    if best:
+        md.append(
+            f"On this set the best correctness over all items, {best['overall_correct']:.3f}, is reached for "
+            f"thresholds {best['threshold_low']:.2f}–{best['threshold_high']:.2f}. "
+            "Refused items count as wrong when answered at a lower threshold, so the curve is exact only "
+            "at and above the current threshold."
+        )
+    if curve:
+        shown = sorted({0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
+                       | ({round(round(cur * 100) / 100, 4)} if cur is not None else set()))
+        md += ["", "| threshold | unanswerable refused | false refusals | answer correct | correct, all items |",
+               "| ---: | ---: | ---: | ---: | ---: |"]
+        for t in shown:
+            p = curve.get(t)
+            if p is None:
+                continue
+            mark = " (current)" if cur is not None and abs(t - cur) < 0.005 else ""
+            md.append(
+                f"| {t:.2f}{mark} | {_fmt(p.get('unanswerable_refused'))} | {_fmt(p.get('false_refusal'))} | "
+                f"{_fmt(p.get('answer_correct'))} | {_fmt(p.get('overall_correct'))} |"
+            )
+    return md
+
+
 def write_report(run: EvalRun, plots: bool = True) -> dict[str, str]:
     """Write report.md (and the PNGs unless ``plots`` is false) into ``run.out_dir``.
 
@@ -292,12 +317,15 @@ def write_report(run: EvalRun, plots: bool = True) -> dict[str, str]:
         "",
         "## Overall",
         "",
-        *_overall_table(run),
+        *overall_table(run),
         "",
         "Recall@k: an item counts when every non-whitespace character of each gold quote lies inside "
         "the top-k passages of its document. MRR: reciprocal rank of the first top-k passage overlapping "
         "a gold span. Citation precision: cited spans overlapping gold evidence or holding a must-contain "
-        "string. Exactness: the citation quote equals the document text at its offsets.",
+        "string. Exactness: the citation quote equals the document text at its offsets. Answer correct: "
+        "answerable items answered (not refused) with every must-contain string, or for yes/no items with "
+        "the labelled verdict as the answer's first word; correct, all items: the same plus unanswerable "
+        "items refused.",
         "",
         "## Per type",
         "",
@@ -312,19 +340,7 @@ def write_report(run: EvalRun, plots: bool = True) -> dict[str, str]:
     for stage, s in m["latency_ms"].items():
         md.append(f"| {stage} | {s['p50']:.1f} | {s['p95']:.1f} | {s['mean']:.1f} |")
     md += ["", *img("latency", "latency"), "## Refusal threshold", ""]
-    cur, best = m.get("refusal_threshold"), m.get("best_threshold")
-    if cur is not None:
-        md.append(f"Current `refusal_threshold` = {cur:.2f}.")
-    if best:
-        md.append(
-            f"On this set the best overall correctness {best['overall_correct']:.3f} is reached for "
-            f"thresholds {best['threshold_low']:.2f}–{best['threshold_high']:.2f} "
-            f"(at {best['threshold']:.2f}: "
-            f"answering {best['answered_share']:.0%} of questions, {_fmt(best['answered_correct'])} of them "
-            "correctly). "
-            "Refused items count as wrong when answered at a lower threshold, so the curve is exact only "
-            "at and above the current threshold."
-        )
+    md += _threshold_section(m)
     md += ["", *img("refusal_threshold", "refusal threshold trade-off")]
     if run.errors or m.get("data_errors"):
         md += ["## Question-file problems", ""]
@@ -335,13 +351,9 @@ def write_report(run: EvalRun, plots: bool = True) -> dict[str, str]:
     md += [f"## Failures ({len(failed)} of {len(run.results)})", ""]
     for row in failed:
         md += _failure_block(row)
-    if run.baseline:
-        b_failed = [r for r in run.baseline.results if not r["passed"]]
-        md += [
-            f"## Baseline failures: {run.baseline.metrics['system']} ({len(b_failed)} of "
-            f"{len(run.baseline.results)})",
-            "",
-        ]
+    for b in run.baselines:
+        b_failed = [r for r in b.results if not r["passed"]]
+        md += [f"## Baseline failures: {b.metrics['system']} ({len(b_failed)} of {len(b.results)})", ""]
         md += [
             f"- `{r['id']}` ({r['type']}): " + "; ".join(_md_cell(x, 120) for x in r["reasons"])
             for r in b_failed

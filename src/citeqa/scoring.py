@@ -5,140 +5,15 @@ See :mod:`citeqa.evaluate` for the question-file format and the runner.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from citeqa.eval_questions import EvalItem, Evidence
 from citeqa.types import Answer
 
 DocTextFn = Callable[[str], str]
-
-
-# ---------------------------------------------------------------- question file
-
-
-@dataclass(frozen=True)
-class Evidence:
-    doc: str
-    quote: str
-
-
-@dataclass(frozen=True)
-class EvalItem:
-    id: str
-    question: str
-    answer: str = ""
-    must_contain: tuple[str, ...] = ()
-    evidence: tuple[Evidence, ...] = ()
-    type: str = "untyped"
-    history: tuple[tuple[str, str], ...] = ()
-    line: int = 0
-
-    @property
-    def unanswerable(self) -> bool:
-        return self.type == "unanswerable" or (not self.must_contain and not self.evidence)
-
-
-def _err(line: int, fld: str, msg: str) -> dict[str, Any]:
-    return {"line": line, "field": fld, "error": msg}
-
-
-def _is_str_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
-
-
-def _parse_line(raw: str, line: int) -> tuple[EvalItem | None, list[dict[str, Any]]]:
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as e:
-        return None, [_err(line, "(json)", f"invalid JSON: {e.msg} at column {e.colno}")]
-    if not isinstance(obj, dict):
-        return None, [_err(line, "(json)", f"expected an object, got {type(obj).__name__}")]
-    errs: list[dict[str, Any]] = []
-    q = obj.get("question")
-    if q is None:
-        errs.append(_err(line, "question", "missing"))
-    elif not isinstance(q, str) or not q.strip():
-        errs.append(_err(line, "question", "must be a non-empty string"))
-    item_id = obj.get("id", f"line{line}")
-    if not isinstance(item_id, str | int) or isinstance(item_id, bool):
-        errs.append(_err(line, "id", "must be a string"))
-    answer = obj.get("answer", "")
-    if not isinstance(answer, str):
-        errs.append(_err(line, "answer", "must be a string"))
-    must = obj.get("must_contain", [])
-    if not _is_str_list(must):
-        errs.append(_err(line, "must_contain", "must be a list of strings"))
-    typ = obj.get("type", "untyped")
-    if not isinstance(typ, str) or not typ:
-        errs.append(_err(line, "type", "must be a non-empty string"))
-    evidence: list[Evidence] = []
-    ev = obj.get("evidence", [])
-    if not isinstance(ev, list):
-        errs.append(_err(line, "evidence", "must be a list of {doc, quote}"))
-    else:
-        for i, entry in enumerate(ev):
-            if (
-                not isinstance(entry, dict)
-                or not isinstance(entry.get("doc"), str)
-                or not isinstance(entry.get("quote"), str)
-                or not entry["quote"]
-            ):
-                errs.append(_err(line, f"evidence[{i}]", "must be {doc: str, quote: non-empty str}"))
-            else:
-                evidence.append(Evidence(entry["doc"], entry["quote"]))
-    history: list[tuple[str, str]] = []
-    hist = obj.get("history", [])
-    if hist is None:
-        hist = []
-    if not isinstance(hist, list):
-        errs.append(_err(line, "history", "must be a list of [user, assistant] pairs"))
-    else:
-        for i, turn in enumerate(hist):
-            if not (_is_str_list(turn) and len(turn) == 2):
-                errs.append(_err(line, f"history[{i}]", "must be a [user, assistant] pair of strings"))
-            else:
-                history.append((turn[0], turn[1]))
-    if errs or not isinstance(q, str):
-        return None, errs
-    return (
-        EvalItem(
-            id=str(item_id),
-            question=q,
-            answer=answer,
-            must_contain=tuple(must),
-            evidence=tuple(evidence),
-            type=typ,
-            history=tuple(history),
-            line=line,
-        ),
-        [],
-    )
-
-
-def load_questions(path: str | Path) -> tuple[list[EvalItem], list[dict[str, Any]]]:
-    """Parse a question file; returns (items, errors). Errors name the 1-based line and field."""
-    items: list[EvalItem] = []
-    errors: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            item, errs = _parse_line(raw, n)
-            errors.extend(errs)
-            if item is None:
-                continue
-            if item.id in seen:
-                errors.append(_err(n, "id", f"duplicate id {item.id!r} (first on line {seen[item.id]})"))
-                continue
-            seen[item.id] = n
-            items.append(item)
-    return items, errors
 
 
 # ---------------------------------------------------------------- scoring helpers
@@ -203,6 +78,28 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+_VERDICT_LEAD = re.compile(r"^(?:(?:short answer|answer|verdict)\s*[:\-]\s*[^a-z0-9]*)?(yes|no|maybe)\b")
+VERDICTS = ("yes", "no", "maybe")
+
+
+def verdict(text: str) -> str | None:
+    """The verdict word an answer leads with ("yes", "no", "maybe"), as the external packs' scorer reads it:
+    the first word after leading punctuation/markdown and an optional "Answer:"; None when there is none."""
+    t = re.sub(r"^[^a-z0-9]+", "", text.strip().lower())
+    m = _VERDICT_LEAD.match(t)
+    return m.group(1) if m else None
+
+
+def yes_no_label(item: EvalItem) -> str:
+    """The expected verdict of a yes/no item (its ``label``, else a must_contain of just "yes"/"no"), or ""."""
+    if item.type != "yes_no":
+        return ""
+    if item.label in VERDICTS:
+        return item.label
+    must = [m.strip().lower() for m in item.must_contain]
+    return must[0] if len(must) == 1 and must[0] in VERDICTS else ""
+
+
 # ---------------------------------------------------------------- per-item scoring
 
 
@@ -227,7 +124,7 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
         if t is None:
             data_errors.append(f"evidence doc {ev.doc!r} not found")
             continue
-        pos = t.find(ev.quote)
+        pos = ev.start if ev.start is not None and t[ev.start : ev.end] == ev.quote else t.find(ev.quote)
         if pos < 0:
             data_errors.append(f"gold quote not found in {ev.doc}: {_short(ev.quote)!r}")
             continue
@@ -255,7 +152,12 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
                 break
 
     # answer correctness
-    missing = [m for m in item.must_contain if not contains(answer.text, m)]
+    label = yes_no_label(item)
+    if label:  # yes/no: the answer's leading verdict word must be the label ("no" occurs in any text)
+        got = verdict(answer.text)
+        missing = [] if got == label else [f"verdict {label}" + (f" (answer leads with {got})" if got else "")]
+    else:
+        missing = [m for m in item.must_contain if not contains(answer.text, m)]
     if item.unanswerable:
         correct = answer.refused
         if not correct:
@@ -265,7 +167,7 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
         if answer.refused:
             reasons.append("falsely refused")
         else:
-            reasons.extend(f"missing {m!r}" for m in missing)
+            reasons.extend(f"missing {m!r}" if not label else f"wrong {m}" for m in missing)
 
     # citations
     gold_by_doc: dict[str, list[Span]] = {}
@@ -275,8 +177,8 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
     for c in answer.citations:
         span = (c.start, c.end)
         cited = f"{c.quote}\n{c.text}"
-        if any(_overlaps(span, g) for g in gold_by_doc.get(c.doc, [])) or any(
-            contains(cited, m) for m in item.must_contain
+        if any(_overlaps(span, g) for g in gold_by_doc.get(c.doc, [])) or (
+            not label and any(contains(cited, m) for m in item.must_contain)
         ):
             cit_good += 1
         t = text_of(c.doc)
@@ -324,6 +226,7 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
 METRIC_LABELS: dict[str, str] = {
     "n": "items",
     "correctness": "answer correctness",
+    "answer_correct": "answer correct (answerable)",
     "recall_at_k": "evidence recall@k",
     "mrr": "MRR",
     "refusal_accuracy": "refusal accuracy",
@@ -334,6 +237,20 @@ METRIC_LABELS: dict[str, str] = {
     "latency_p50_ms": "latency p50 (ms)",
     "latency_p95_ms": "latency p95 (ms)",
     "pass_rate": "pass rate",
+}
+
+# The side-by-side table of citeqa and the baselines (``citeqa eval`` output and report.md).
+TABLE_METRICS: dict[str, str] = {
+    "answer_correct": "answer correct",
+    "recall_at_k": "evidence recall@k",
+    "refusal_accuracy": "unanswerable refused",
+    "false_refusal_rate": "false refusals",
+    "citation_precision": "citation precision",
+    "citation_exactness": "citation quote exact",
+    "answer_words_mean": "mean answer words",
+    "latency_p50_ms": "latency p50 (ms)",
+    "latency_p95_ms": "latency p95 (ms)",
+    "correctness": "correct, all items",
 }
 
 
@@ -350,6 +267,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "n": len(rows),
         "correctness": _mean([float(x["correct"]) for x in m]) if rows else None,
+        "answer_correct": _mean([float(r["metrics"]["correct"]) for r in ans]),
         "recall_at_k": _mean(rec),
         "n_with_evidence": len(rec),
         "mrr": _mean(mrr),
@@ -381,34 +299,44 @@ def latency_stats(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]
 
 
 def threshold_curve(rows: Sequence[dict[str, Any]], steps: int = 101) -> list[dict[str, float]]:
-    """Answered share and correctness as a refusal threshold on ``support`` moves from 0 to 1.
+    """The refusal trade-off as a threshold on ``support`` (P(the sources answer)) moves from 0 to 1.
 
-    At threshold t an item is answered iff support >= t. An answered answerable item counts as
-    correct when its answer text holds every must_contain string; an unanswered unanswerable item
-    counts as correct. (An item the system refused has no answer text to score, so it counts as
-    wrong if answered at a lower threshold: the curve is exact at and above the current threshold.)
+    At threshold t an item is answered iff support >= t. Per t: ``unanswerable_refused`` (share of
+    unanswerable items refused), ``false_refusal`` (share of answerable items refused), ``answer_correct``
+    (share of answerable items answered correctly), ``answered_share``, ``answered_correct`` (correct among
+    answered) and ``overall_correct`` (answerable answered correctly plus unanswerable refused, over all).
+    An item the system refused has no answer text to score, so it counts as wrong if answered at a lower
+    threshold: the curve is exact at and above the current threshold.
     """
     scored = [r for r in rows if "metrics" in r]
     out: list[dict[str, float]] = []
     if not scored:
         return out
-    content_ok = {
-        r["id"]: (not r["unanswerable"])
-        and not r["refused"]
-        and all(contains(r["answer"], s) for s in r["must_contain"])
-        for r in scored
-    }
+
+    def content_ok(r: dict[str, Any]) -> bool:
+        if r["unanswerable"] or r["refused"]:
+            return False
+        if "correct" in r["metrics"]:
+            return bool(r["metrics"]["correct"])
+        return all(contains(r["answer"], m) for m in r["must_contain"])
+
+    ok = {r["id"]: content_ok(r) for r in scored}
+    unans = [r for r in scored if r["unanswerable"]]
+    ans = [r for r in scored if not r["unanswerable"]]
     for i in range(steps):
         t = i / (steps - 1)
         answered = [r for r in scored if r["support"] >= t]
-        good_answered = sum(content_ok[r["id"]] for r in answered)
-        good_refused = sum(1 for r in scored if r["support"] < t and r["unanswerable"])
+        good_answered = sum(ok[r["id"]] for r in answered)
+        good_refused = sum(1 for r in unans if r["support"] < t)
         out.append(
             {
                 "threshold": round(t, 4),
                 "answered_share": len(answered) / len(scored),
                 "answered_correct": good_answered / len(answered) if answered else math.nan,
                 "overall_correct": (good_answered + good_refused) / len(scored),
+                "unanswerable_refused": good_refused / len(unans) if unans else math.nan,
+                "false_refusal": sum(1 for r in ans if r["support"] < t) / len(ans) if ans else math.nan,
+                "answer_correct": good_answered / len(ans) if ans else math.nan,
             }
         )
     return out
