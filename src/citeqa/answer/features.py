@@ -68,13 +68,13 @@ _FURNITURE = re.compile(
     r"(©|\bcopyright\b|\ball rights reserved\b|\blicen[cs]e[ds]?\b|creative ?commons|\bcc[- ]by\b|"
     r"\bdoi\s*:|\bhttps?://|www\.|@\w+\.\w|\bcorrespond(?:ence|ing author)\b|\bdepartment of\b|\buniversity\b|"
     r"\binstitute\b|\bfunded by\b|\bgrant (?:no|number)\b|\bcompeting interests?\b|\bconflicts? of interest\b|"
-    r"\bet al\.|\bsha\s*:|\bauthors?\s*:|\bpmid\b|\bpublished online\b|\breceived\b.*\baccepted\b)", re.I)
+    r"\bet al\.|\bauthors?\s*:|\bpublished online\b|\breceived\b.*\baccepted\b)", re.I)
 # Of those, the ones that can never be an answer to a question about the content (the issue's "front
 # matter, affiliations, author lists, funding, licence lines and reference lists are never evidence").
 NEVER_EVIDENCE = re.compile(
     r"(©|\bcopyright\b|\ball rights reserved\b|\blicen[cs]ed? (?:under|to)\b|creative ?commons|\bcc[- ]by\b|"
     r"\bdoi\s*:|\bhttps?://|www\.|\b[\w.+-]+@\w+\.\w|\bcorrespond(?:ence|ing author)\b|\bfunded by\b|"
-    r"\bgrant (?:no|number)\b|\bcompeting interests?\b|\bconflicts? of interest\b|^\W*(?:sha|authors?|keywords?)\s*:|"
+    r"\bgrant (?:no|number)\b|\bcompeting interests?\b|\bconflicts? of interest\b|^\W*(?:authors?|keywords?)\s*:|"
     r"\bpublished online\b|\breceived\b.{0,40}\baccepted\b)", re.I)
 # Lines that address the reader or the system are instructions, not evidence (prompt injection).
 INSTRUCTION = re.compile(

@@ -95,7 +95,7 @@ def _make_head_module(base: Any) -> Any:
     torch = _torch()
     nn = torch.nn
 
-    class Top(nn.Module):
+    class Top(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             n = base.config.num_hidden_layers

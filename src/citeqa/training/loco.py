@@ -80,12 +80,37 @@ def _value(v: Any) -> Any:
     return v
 
 
+def samples(out: Path, n: int = 10, seed: int = 7) -> str:
+    """``n`` answers drawn at random from each answered set, verbatim with their citations (markdown)."""
+    import random
+
+    lines = []
+    for rfile in sorted(out.glob("*.results.jsonl")):
+        set_name = rfile.name.split(".")[0]
+        qs = {q["id"]: q for q in dataset._read_jsonl(out / f"{set_name}.questions.jsonl")}
+        rows = list(dataset._read_jsonl(rfile))
+        lines.append(f"### {set_name}")
+        for r in random.Random(seed).sample(rows, min(n, len(rows))):
+            q = qs[r["id"]]
+            lines.append(f"- **Q** ({q['type']}): {q['question']}")
+            lines.append(f"  **A**{' (refused)' if r['refused'] else ''}: {r['answer']}")
+            for c in r["citations"]:
+                quote = " ".join(c["quote"].split())
+                lines.append(f"  [{c['n']}] {c['doc']} {c['start']}-{c['end']}: \"{quote[:300]}\"")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Leave-one-corpus-out evaluation of the whole answerer.")
     ap.add_argument("--loco-dir", type=Path, default=Path("runs/loco"), help="models from train --loco-dir")
     ap.add_argument("--shipped", action="store_true", help="use the shipped models (in-sample, for comparison)")
     ap.add_argument("--corpus", nargs="*", default=None)
+    ap.add_argument("--samples", type=int, default=0, help="only print N random answers per set of the last run")
     args = ap.parse_args(argv)
+    if args.samples:
+        print(samples(args.loco_dir / ("shipped" if args.shipped else "answers"), args.samples))
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     summary = {}
     out = args.loco_dir / ("shipped" if args.shipped else "answers")
