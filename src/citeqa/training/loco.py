@@ -125,7 +125,36 @@ def main(argv: list[str] | None = None) -> int:
             summary[set_name] = row
             print(f"[loco] {set_name}: {json.dumps(row)}", flush=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    if not args.shipped and not args.corpus:
+        add_to_card(summary)
     return 0
+
+
+_CARD_HEAD = "## End to end, leave-one-corpus-out"
+
+
+def add_to_card(summary: dict[str, Any], card: Path | None = None) -> None:
+    """Write (or replace) the end-to-end section of the model card from a LOCO run's summary."""
+    from citeqa.answer.scorer import MODELS_DIR
+
+    card = card or MODELS_DIR / "MODEL_CARD.md"
+    text = card.read_text(encoding="utf-8") if card.exists() else ""
+    text = text.split(_CARD_HEAD)[0].rstrip() + "\n\n"
+    rows = ["| question set | answer correct | evidence recall@5 | unanswerable refused | false refusals | "
+            "citation precision | quote exact | words | latency p50/p95 ms |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in summary.items():
+        rows.append(f"| {name} ({r['questions']}) | {r['answer_correct']:.3f} | {r['evidence_recall@5']:.3f} | "
+                    f"{r['unanswerable_refused']:.3f} | {r['false_refusal']:.3f} | {r['citation_precision']:.3f} | "
+                    f"{r['citation_quote_exact']:.3f} | {r['mean_answer_words']:.1f} | "
+                    f"{r['latency_p50_ms']:.0f}/{r['latency_p95_ms']:.0f} |")
+    text += "\n".join([
+        _CARD_HEAD, "",
+        "`python -m citeqa.training.loco --loco-dir runs/loco`: every question set answered by the whole product",
+        "with models fitted without its corpus, scored by the external packs' `score.py` (answer correct: every",
+        "required string in the answer; yes/no: the answer's first word is the labelled verdict).", "", *rows, "",
+    ])
+    card.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
