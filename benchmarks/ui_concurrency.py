@@ -165,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         # 1. single-user baseline
         base: dict[str, tuple[Any, ...]] = {}
         seq_lat: list[float] = []
-        c = client(url)
         for it in items:
-            ans, _, dt = ask(c, it["question"])
+            # A fresh session per question: one session would carry the earlier questions as history, and a
+            # question that reads as a follow-up ("...than those in...") would be answered in that context.
+            ans, _, dt = ask(client(url), it["question"])
             base[it["question"]] = fingerprint(ans)
             seq_lat.append(dt)
         print(
@@ -212,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 failures.append(f"{it['id']}: got the answer to another question: {ans.get('question')!r}")
             elif fingerprint(ans) != base[q]:
                 failures.append(
-                    f"{it['id']}: answer differs from the single-user answer to the same question"
+                    f"{it['id']}: answer differs from the single-user answer to the same question: "
+                    f"{fingerprint(ans)!r} vs {base[q]!r}"
                 )
             conv = r["conversation"]
             user_msgs = [_text(m) for m in conv if m.get("role") == "user"]

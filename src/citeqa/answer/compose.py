@@ -179,17 +179,17 @@ def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], as
     of the question (``asked``: the question's terms)."""
     if not picked:
         return []
-    lead = picked[0]
-    found = []
-    strong = [s for s in pool if s.score >= 0.5 * lead.score][:12]
+    # Wider than the evidence quoted, by rank rather than score: a planted or outlying figure that repeats
+    # the question's words can outscore, many times over, the report it contradicts.
+    strong = list(pool[:6])
     for a_i, a in enumerate(strong):
         for b in strong[a_i + 1 :]:
             if a.cand.unit.doc == b.cand.unit.doc or not (a in picked or b in picked):
                 continue
             what = _differ(sentence_text(index, a), sentence_text(index, b), asked)
             if what:
-                found.append((a, b, what))
-    return found[:2]
+                return [(a, b, what)]  # the best-ranked disagreement; further pairs are mostly repeats
+    return []
 
 
 # Figures that say nothing about a result: years, P values, confidence bounds, table pointers, codes.

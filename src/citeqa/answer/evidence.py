@@ -185,11 +185,14 @@ def score(index: Index, q: F.QuestionView, cands: Sequence[Candidate], model: Mo
     vs = views(index, q, cands)
     x = F.feature_matrix(q, vs)
     probs = model.predict(x[:, columns(model, F.FEATURE_NAMES)]) if len(vs) else np.zeros(0)
+    # Decisions compare probabilities (ratios, ties, thresholds); rounding keeps them the same when
+    # concurrent requests change the last bits of a BLAS result.
+    probs = np.round(probs, 4)
     out = []
     for c, v, p, row in zip(cands, vs, probs, x, strict=True):
         covered = frozenset(t for t in q.weights if t in v.context)
         out.append(Scored(c, float(p), v.sim, covered, bool(F._has_figure(q, v)), v.role, row))
-    out.sort(key=lambda s: -s.score)
+    out.sort(key=lambda s: (-s.score, s.cand.passage_rank, s.cand.sentence.start))
     return out
 
 
@@ -198,7 +201,7 @@ def answerability(q: F.QuestionView, scored: Sequence[Scored], model: Model) -> 
     probs = np.array([s.score for s in scored])
     x = np.array([s.features for s in scored]) if scored else np.zeros((0, len(F.FEATURE_NAMES)))
     vec = F.answerable_vector(q, probs, x, [s.cand.unit.doc for s in scored])
-    return float(model.predict(vec[columns(model, F.ANSWERABLE_FEATURES)])[0])
+    return round(float(model.predict(vec[columns(model, F.ANSWERABLE_FEATURES)])[0]), 4)
 
 
 def select(q: F.QuestionView, scored: Sequence[Scored], max_items: int, ratio: float = 0.5) -> list[Scored]:
