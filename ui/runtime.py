@@ -56,7 +56,13 @@ class Runtime:
             self.status = (0, 0, "Opening the document index…")
             from citeqa import Index
 
-            self.index = Index.open(self.settings, progress=self._progress)
+            index = Index.open(self.settings, progress=self._progress)
+            # Load the embedder and the answer models now, so the first question does not wait for them.
+            self.status = (0, 0, "Loading the language model…")
+            from citeqa import Assistant
+
+            Assistant(index, self.settings).warm_up()
+            self.index = index
             self.status = (1, 1, "Index ready")
             # Loading checked sizes (and hashes of a small build); hash a large one while serving.
             threading.Thread(target=self._verify, name="citeqa-verify", daemon=True).start()

@@ -158,6 +158,11 @@ class Assistant:
     def verdict_model(self) -> Model:
         return load_model(str(model_path(self.settings.models_dir or None, "verdict")))
 
+    def warm_up(self) -> None:
+        """Load the embedding model and the answer models (seconds) before the first question needs them."""
+        self.retriever.embed_query("warm-up")
+        _ = self.evidence_model, self.answerable_model, self.verdict_model
+
     @property
     def refusal_threshold(self) -> float:
         t = self.settings.refusal_threshold
