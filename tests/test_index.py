@@ -316,3 +316,17 @@ def test_build_with_other_shape_is_refused_by_path(tmp_path: Path) -> None:
     Index.build([SEEDS_DIR / "000_ff52d1b053a42489.txt"], small, embedder=HashEmbedder())
     with pytest.raises(IndexDamaged, match="different model or chunking settings"):
         Index.load(small.index_path())  # loaded with default settings
+
+
+def test_parse_phase_reports_each_file(tmp_path: Path) -> None:
+    """A large file takes seconds to parse: progress names it before embedding starts."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for p in sorted(SEEDS_DIR.glob("*.txt"))[:2]:
+        shutil.copy(p, docs / p.name)
+    seen: list[str] = []
+    Index.build([docs], Settings(index_dir=tmp_path / "idx", seeds_dir=docs),
+                progress=lambda done, total, msg: seen.append(msg), embedder=HashEmbedder())
+    parsing = [m for m in seen if m.startswith("parsing ")]
+    assert len(parsing) == 2 and all("characters" in m for m in parsing), seen[:5]
+    assert seen.index(parsing[-1]) < max(i for i, m in enumerate(seen) if not m.startswith("parsing "))

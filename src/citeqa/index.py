@@ -369,7 +369,7 @@ class Index:
             docs: dict[str, DocRecord] = {}
             parsed: list[ParsedDoc] = []
             reuse: list[str] = []
-            for name in sorted(names):
+            for i, name in enumerate(sorted(names)):
                 prev = old.docs.get(name)
                 if name in wanted:
                     f, text, raw, h = wanted[name]
@@ -378,6 +378,8 @@ class Index:
                         docs[name] = prev
                         report.unchanged.append(name)
                         continue
+                    if progress is not None:  # parsing a large file takes seconds: say which one
+                        progress(i, len(names), f"parsing {name} ({len(text):,} characters)")
                     try:
                         pd = parse_text(name, text, raw, catalog.get(name), self.settings)
                     except IngestError as e:
