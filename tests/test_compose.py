@@ -32,6 +32,15 @@ def test_sentence_cut_by_a_page_break_is_shown_whole(assistant: Assistant) -> No
     assert len(lead.citations) >= 1
 
 
+def test_no_answer_sentence_starts_as_a_fragment(assistant: Assistant) -> None:
+    # The prose after Table 3 begins mid-sentence ("categorized as neutropenia or infection was lower..."):
+    # its beginning is cut by the table, so it is not quoted.
+    ans = assistant.ask("Which arm had more grade 3 or higher infections in TOWER?")
+    assert not ans.refused and "52.3" in ans.text
+    for s in ans.sentences:
+        assert not re.match(r"^[a-z]", strip_markers(s.text)), s.text
+
+
 def test_yes_no_question_leads_with_a_verdict(assistant: Assistant) -> None:
     ans = assistant.ask("Did blinatumomab improve overall survival compared with chemotherapy in TOWER?")
     assert not ans.refused

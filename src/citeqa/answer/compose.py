@@ -88,7 +88,11 @@ def sentence_text(index: Index, s: Scored) -> str:
 def compose(index: Index, picked: Sequence[Scored]) -> tuple[str, list[Citation], list[AnswerSentence]]:
     draft = Draft(index, [])
     parts: list[AnswerSentence] = []
-    for s in picked:
+    # A sentence starting in lower case whose beginning cannot be found (cut at a table, or a split
+    # error) is never quoted as an answer sentence, unless nothing else is left.
+    whole = [s for s in picked if s.cand.is_row or not s.cand.sentence.text[:1].islower()
+             or _fragments_before(index, s.cand.unit, s.cand)]
+    for s in whole or picked:
         c = s.cand
         unit = c.unit
         if c.is_row:
