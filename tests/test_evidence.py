@@ -11,6 +11,7 @@ from citeqa.answer import features as F
 from citeqa.answer.evidence import TermCache, terms_of
 from citeqa.answer.scorer import MODELS_DIR, Model, ModelError, logistic_from_sklearn, trees_from_sklearn
 from citeqa.answer.verdict import VERDICT_FEATURES, verdict_evidence, verdict_features
+from citeqa.textutil import index_terms
 
 
 def test_term_cache_is_bounded_lru() -> None:
@@ -57,7 +58,7 @@ def _view(text: str, doc: str = "a.txt", sim: float = 0.5, rank: int = 1) -> F.C
 
     return F.CandidateView(text=text, own=t(text, {}), context=t(text, {}), section="RESULTS", role="results",
                            is_row=False, position=0, rel_pos=0.5, passage_rank=rank, passage_score=0.1, sim=sim,
-                           unit_sim=sim, doc=doc, starts_lower=False)
+                           unit_sim=sim, doc=doc, starts_lower=False, seq=tuple(index_terms(text)))
 
 
 def test_feature_matrix_has_every_named_column() -> None:

@@ -189,9 +189,10 @@ def score(index: Index, q: F.QuestionView, cands: Sequence[Candidate], model: Mo
     # concurrent requests change the last bits of a BLAS result.
     probs = np.round(probs, 4)
     out = []
+    figure = F.FEATURE_NAMES.index("has_figure")
     for c, v, p, row in zip(cands, vs, probs, x, strict=True):
         covered = frozenset(t for t in q.weights if t in v.context)
-        out.append(Scored(c, float(p), v.sim, covered, bool(F._has_figure(q, v)), v.role, row))
+        out.append(Scored(c, float(p), v.sim, covered, bool(row[figure]), v.role, row))
     out.sort(key=lambda s: (-s.score, s.cand.passage_rank, s.cand.sentence.start))
     return out
 

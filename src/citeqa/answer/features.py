@@ -197,7 +197,7 @@ def _core_cov(q: QuestionView, terms: frozenset[str]) -> float:
 
 
 def _bm25(q: QuestionView, c: CandidateView, k1: float = 1.2, b: float = 0.75, avg: float = 25.0) -> float:
-    toks = index_terms(c.text)
+    toks = c.seq
     n = len(toks) or 1
     tf: dict[str, int] = {}
     for t in toks:
