@@ -3,7 +3,7 @@
 # unit and real-model tests, the real llama.cpp server test, and headless-Chromium UI tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh "dev,ui,llm" || { echo "[citeqa] setup failed"; exit 1; }
+bash scripts/bootstrap.sh "dev,ui,llm,pg" || { echo "[citeqa] setup failed"; exit 1; }
 if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "[citeqa] installing Debian chromium for the browser tests"

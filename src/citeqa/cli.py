@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -56,7 +57,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     assert report is not None
     for f, msg in report.errors:
         print(f"error: {f}: {msg}", file=sys.stderr)
-    print(f"indexed {report.summary()} -> {idx.path}")
+    print(f"indexed {report.summary()} -> {idx.location}")
     if report.removed:
         print(f"removed: {', '.join(report.removed)}")
     if report.kept:
@@ -72,7 +73,13 @@ def _verify(settings: Settings) -> int:
     from citeqa.index import Index
 
     idx = Index.load(settings, full_check=True)  # raises IndexDamaged, naming the first damaged files
-    assert idx.path is not None
+    if idx.path is None:  # a database: every document of the served generation has all its rows
+        problems = idx.damage()
+        for p in problems:
+            print(f"error: {p}", file=sys.stderr)
+        print(f"{'damaged' if problems else 'ok'}: {len(idx.snap.docs)} documents, {len(idx.units)} units "
+              f"-> {idx.location}")
+        return 1 if problems else 0
     manifest = json.loads((idx.path / "manifest.json").read_text(encoding="utf-8"))
     sums = manifest.get("checksums")
     if sums is None:
@@ -89,7 +96,7 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
 
     idx = Index.load(settings)
     report = idx.remove(*args.docs)
-    print(f"removed {', '.join(report.removed)}; {report.documents} documents left -> {idx.path}")
+    print(f"removed {', '.join(report.removed)}; {report.documents} documents left -> {idx.location}")
     return 0
 
 
@@ -179,6 +186,23 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    """`citeqa db start|stop`: a local PostgreSQL with pgvector (from the pgserver wheel) for trying the
+    shared store; prints the URL to put in CITEQA_STORE."""
+    from citeqa.backends.pg_db import start_local, stop_local
+
+    data = Path(args.dir).absolute()
+    if args.action == "stop":
+        stop_local(data)
+        print(f"stopped the database in {data}")
+        return 0
+    _srv, url = start_local(data, keep=True)
+    print(url)
+    print(f"note: data in {data}; use it with `export CITEQA_STORE='{url}'`, stop it with `citeqa db stop`",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     sys.path.insert(0, str(PROJECT_ROOT))
     from ui.app import main as ui_main
@@ -200,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--verify", action="store_true",
                     help="check every index file against its checksum and change nothing")
     pi.set_defaults(func=cmd_index)
+    for sp in (pi,):
+        sp.add_argument("--store", help="postgresql://... URL of a shared index (default: CITEQA_STORE, else files)")
     pr = sub.add_parser("remove", help="remove documents from the index (names as `citeqa docs` lists them)")
     pr.add_argument("docs", nargs="+", metavar="DOC")
     pr.set_defaults(func=cmd_remove)
@@ -215,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("--host", help="bind address (default 127.0.0.1, or CITEQA_HOST)")
     pu.add_argument("--port", type=int, help="port (default 7860, or CITEQA_PORT)")
     pu.set_defaults(func=cmd_ui)
+    pdb = sub.add_parser("db", help="start or stop a local PostgreSQL + pgvector for the shared store")
+    pdb.add_argument("action", choices=["start", "stop"])
+    pdb.add_argument("--dir", default=str(PROJECT_ROOT / "pgdata"), help="data directory (default: pgdata/)")
+    pdb.set_defaults(func=cmd_db)
+    for sp in (pr, pa, pd, pu):
+        sp.add_argument("--store", help="postgresql://... URL of a shared index (default: CITEQA_STORE, else files)")
     try:
         from citeqa.evaluate import add_eval_arguments, cmd_eval
 
@@ -230,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
+        if getattr(args, "store", None):
+            settings = settings.model_copy(update={"store": args.store})
+            os.environ["CITEQA_STORE"] = args.store  # the UI reads its settings from the environment
         return int(args.func(args, settings))
     except CiteqaError as e:
         print(f"error: {e}", file=sys.stderr)

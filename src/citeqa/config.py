@@ -22,6 +22,14 @@ class Settings(BaseSettings):
     seeds_dir: Path = Field(PROJECT_ROOT / "seeds", description="Documents indexed by default.")
     index_dir: Path = Field(PROJECT_ROOT / "index", description="Root holding index/<fingerprint>/.")
     upload_dir: Path = Field(PROJECT_ROOT / "uploads", description="Where UI uploads are stored.")
+    store: str = Field(
+        "file", description="Where the index lives: 'file' (index/<fingerprint>/ on this machine) or a "
+        "postgresql:// URL (PostgreSQL with pgvector, shared by several app processes).",
+    )
+    pg_pool_size: int = Field(8, ge=1, le=256, description="Database connections one process keeps open "
+                              "(store=postgresql://...).")
+    pg_maintenance_mb: int = Field(512, ge=64, description="PostgreSQL memory for building the HNSW index "
+                                   "(maintenance_work_mem, MB).")
     catalog_file: str = Field(
         "catalog.toml", description="Catalog (title, venue, date, kind, DOI) looked up beside the documents."
     )
@@ -134,6 +142,9 @@ class Settings(BaseSettings):
     def fingerprint(self) -> str:
         blob = json.dumps(self.index_shape(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+    def uses_postgres(self) -> bool:
+        return self.store.startswith(("postgresql://", "postgres://"))
 
     def index_path(self) -> Path:
         return self.index_dir / self.fingerprint()

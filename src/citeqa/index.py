@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -88,6 +89,8 @@ class Index:
              embedder: Embedder | None = None) -> Index:
         """Load the index for these settings, building it from ``settings.seeds_dir`` if missing."""
         settings = settings or Settings()
+        if cls is Index and settings.uses_postgres():
+            return _pg().open(settings, progress, embedder)
         try:
             return cls.load(settings, embedder=embedder)
         except IndexMissing:
@@ -102,6 +105,8 @@ class Index:
             root, settings = settings_or_dir, Settings(index_dir=settings_or_dir.parent)
         else:
             settings = settings_or_dir or Settings()
+            if cls is Index and settings.uses_postgres():
+                return _pg().load(settings, embedder=embedder, full_check=full_check)
             root = settings.index_path()
         pointer = _pointer(root)
         idx = cls(settings, _load_build(root, store.current_build(root), settings, full_check), embedder)
@@ -120,7 +125,10 @@ class Index:
         and unreadable ones. ``rebuild`` ignores the stored vectors and re-reads every document, the
         earlier ones from the source files they were indexed from.
         """
-        idx = cls(settings or Settings(), empty_snapshot(), embedder)
+        settings = settings or Settings()
+        if cls is Index and settings.uses_postgres():
+            return _pg().build(paths, settings, progress, embedder, rebuild, prune, on_wait)
+        idx = cls(settings, empty_snapshot(), embedder)
         idx.last_report = idx._rebuild(list(paths), progress=progress, prune=prune, rebuild=rebuild,
                                        strict=True, on_wait=on_wait)
         return idx
@@ -198,6 +206,11 @@ class Index:
     @property
     def path(self) -> Path | None:
         return self._snap.build_dir
+
+    @property
+    def location(self) -> str:
+        """Where this index lives, for messages (a build folder, or a database and generation)."""
+        return str(self.path)
 
     def doc_text(self, doc: str) -> str:
         snap = self._snap
@@ -341,7 +354,7 @@ class Index:
         root = self.settings.index_path()
         if on_wait is None and progress is not None:
             on_wait = lambda msg: progress(0, 0, msg)  # noqa: E731
-        with self._lock, integrity.writer_lock(root, on_wait):
+        with self._lock, self._writer_lock(root, on_wait):
             t0 = time.perf_counter()
             report = IndexReport()
             old = empty_snapshot() if rebuild else self._published(root)
@@ -353,7 +366,7 @@ class Index:
                 raise SourcesRefused(src.unusable + src.empty, len(old.docs), prune_helps=False)
             report.errors += src.skipped
             if rebuild and not prune:
-                add_previous_sources(root, src, report.errors)
+                self._previous_sources(root, src, report.errors)
             try:
                 catalog = load_catalog(src.files, self.settings.catalog_file)
             except IngestError as e:
@@ -400,16 +413,29 @@ class Index:
                         report.kept.append(name)
             report.removed = sorted(set(old.docs) - set(docs))
             assert prune or rebuild or set(report.removed) <= drop, report.removed
-            build, embedded = write_build(self.settings, lambda: self.embedder, old, reuse, parsed, docs, progress)
-            report.embedded = embedded
-            self._snap = _load_build(root, build, self.settings, full_check=False)
-            self._pointer = _pointer(root)
+            report.embedded = self._publish(old, reuse, parsed, docs, progress)
             report.documents = len(docs)
             report.sections = sum(len(d.sections) for d in docs.values())
             report.tables = sum(d.tables for d in docs.values())
             report.units = len(self._snap.units)
             report.seconds = time.perf_counter() - t0
             return report
+
+    # --- storage hooks (the PostgreSQL backend overrides these; citeqa.backends.postgres) -----------
+    def _writer_lock(self, root: Path, on_wait: Callable[[str], None] | None) -> AbstractContextManager[None]:
+        return integrity.writer_lock(root, on_wait)
+
+    def _previous_sources(self, root: Path, src: Sources, errors: list[tuple[str, str]]) -> None:
+        add_previous_sources(root, src, errors)
+
+    def _publish(self, old: Snapshot, reuse: list[str], parsed: list[ParsedDoc], docs: dict[str, DocRecord],
+                 progress: Progress | None) -> int:
+        """Write and publish the next build, serve it; return how many texts were embedded."""
+        root = self.settings.index_path()
+        build, embedded = write_build(self.settings, lambda: self.embedder, old, reuse, parsed, docs, progress)
+        self._snap = _load_build(root, build, self.settings, full_check=False)
+        self._pointer = _pointer(root)
+        return embedded
 
     @staticmethod
     def _read(src: Sources, catalog: dict[str, DocMeta], report: IndexReport
@@ -431,6 +457,12 @@ class Index:
         return wanted, unreadable
 
     last_report: IndexReport | None = None
+
+
+def _pg() -> Any:
+    from citeqa.backends.postgres import PgIndex  # psycopg is imported only when a database is used
+
+    return PgIndex
 
 
 def _pointer(root: Path) -> tuple[int, int, int] | None:

@@ -154,29 +154,8 @@ def write_build(settings: Settings, get_embedder: Callable[[], Embedder], old: S
     """Write and publish a build holding the ``reuse`` documents of ``old`` plus ``parsed``; return
     its directory and how many texts were embedded."""
     reuse = sorted(reuse, key=old.positions.__getitem__)  # old order: the old FAISS index stays a prefix
-    new_units = [u for pd in parsed for u in pd.units]
-    texts = [u.embed_text for u in new_units]
-    sent_texts = [s.text for u in new_units if _has_sentence_vectors(u) for s in u.sentences]
-    total, done = len(texts) + len(sent_texts), 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total, "embedding")
-
-    if progress:
-        progress(0, total, "embedding")
     dim = old.vectors.shape[1] if old.vectors.ndim == 2 else 384
-    if texts:  # the model is loaded only when something needs embedding
-        embedder = get_embedder()
-        new_vecs = embedder.encode(texts, settings.embed_batch_size, tick).astype(np.float16)
-        new_svecs = embedder.encode(sent_texts, settings.embed_batch_size, tick).astype(np.float16)
-        dim = embedder.dim
-    else:
-        new_vecs = new_svecs = np.zeros((0, dim), np.float16)
-    if progress:
-        progress(total, total, "indexing")
+    new_vecs, new_svecs, total, dim = embed_new(settings, get_embedder, parsed, progress, dim)
 
     root = settings.index_path()
     root.mkdir(parents=True, exist_ok=True)
@@ -187,6 +166,35 @@ def write_build(settings: Settings, get_embedder: Callable[[], Embedder], old: S
         shutil.rmtree(tmp, ignore_errors=True)  # a failed build leaves no half-written directory
         raise
     return store.publish(root, tmp), total
+
+
+def embed_new(settings: Settings, get_embedder: Callable[[], Embedder], parsed: Sequence[ParsedDoc],
+              progress: Progress | None, dim: int = 384) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Unit vectors and sentence vectors (multi-sentence chunks) of the parsed documents, float16:
+    ``(unit vectors, sentence vectors, texts embedded, dimension)``. Shared by both storage backends."""
+    new_units = [u for pd in parsed for u in pd.units]
+    texts = [u.embed_text for u in new_units]
+    sent_texts = [s.text for u in new_units if has_sentence_vectors(u) for s in u.sentences]
+    total, done = len(texts) + len(sent_texts), 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total, "embedding")
+
+    if progress:
+        progress(0, total, "embedding")
+    if texts:  # the model is loaded only when something needs embedding
+        embedder = get_embedder()
+        new_vecs = embedder.encode(texts, settings.embed_batch_size, tick).astype(np.float16)
+        new_svecs = embedder.encode(sent_texts, settings.embed_batch_size, tick).astype(np.float16)
+        dim = embedder.dim
+    else:
+        new_vecs = new_svecs = np.zeros((0, dim), np.float16)
+    if progress:
+        progress(total, total, "indexing")
+    return new_vecs, new_svecs, total, dim
 
 
 def _write_files(tmp: Path, settings: Settings, old: Snapshot, reuse: list[str], parsed: list[ParsedDoc],
@@ -215,7 +223,7 @@ def _write_files(tmp: Path, settings: Settings, old: Snapshot, reuse: list[str],
         doc_order.append(name)
     # Terms keep their ids from the previous build, so the copied rows stay valid.
     vocab = Vocab(old.vocab.terms) if reuse else Vocab()
-    abbreviations = _merge_abbreviations([records[n] for n in reuse] + [records[pd.meta.doc] for pd in parsed])
+    abbreviations = merge_abbreviations([records[n] for n in reuse] + [records[pd.meta.doc] for pd in parsed])
     vpos = spos = 0
     for pd in parsed:
         for u in pd.units:
@@ -224,7 +232,7 @@ def _write_files(tmp: Path, settings: Settings, old: Snapshot, reuse: list[str],
         n = len(pd.units)
         vec_parts.append(new_vecs[vpos : vpos + n])
         vpos += n
-        counts = np.asarray([len(u.sentences) if _has_sentence_vectors(u) else 0 for u in pd.units], np.int64)
+        counts = np.asarray([len(u.sentences) if has_sentence_vectors(u) else 0 for u in pd.units], np.int64)
         svec_parts.append(new_svecs[spos : spos + int(counts.sum())])
         spos += int(counts.sum())
         sent_counts.append(counts)
@@ -270,7 +278,7 @@ def _write_files(tmp: Path, settings: Settings, old: Snapshot, reuse: list[str],
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
-def _has_sentence_vectors(u: Unit) -> bool:
+def has_sentence_vectors(u: Unit) -> bool:
     return u.kind == "chunk" and len(u.sentences) > 1
 
 
@@ -278,7 +286,7 @@ def doc_abbreviations(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(find_abbreviations([text]).items())
 
 
-def _merge_abbreviations(records: Sequence[DocRecord]) -> dict[str, str]:
+def merge_abbreviations(records: Sequence[DocRecord]) -> dict[str, str]:
     out: dict[str, str] = {}
     for r in records:
         for a, long in r.abbreviations:
@@ -441,7 +449,7 @@ def load_snapshot(build: Path, settings: Settings, full_check: bool | None = Non
     if n:  # decoding happens at question time; a damaged file should fail here instead
         lazy._decode(0), lazy._decode(n - 1)
     return Snapshot(docs, lazy, unit_doc, texts, vectors, sent_vectors, sent_ptr, fi, bm, vocab, aliases,
-                    build, derived={"abbrev": _merge_abbreviations(list(docs.values()))})
+                    build, derived={"abbrev": merge_abbreviations(list(docs.values()))})
 
 
 def unit_counts(snap: Snapshot) -> Counter[str]:
