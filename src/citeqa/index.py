@@ -23,8 +23,10 @@ from citeqa.config import Settings
 from citeqa.embed import Embedder, default_embedder
 from citeqa.errors import CiteqaError, IndexDamaged, IndexMissing, IngestError
 from citeqa.ingest import load_catalog, parse_document, parse_text
-from citeqa.ingest.loaders import read_document
+from citeqa.ingest.loaders import Loaded, load_document
+from citeqa.pages import Box, PageMap
 from citeqa.snapshot import (
+    PAGES_DIR,
     DocRecord,
     Snapshot,
     Units,
@@ -68,8 +70,12 @@ class IndexReport:
         )
 
 
-def _content_hash(raw: bytes, meta: DocMeta | None) -> str:
+def _content_hash(raw: bytes, meta: DocMeta | None, loaded: Loaded | None = None) -> str:
     h = hashlib.sha256(raw)
+    if loaded is not None and loaded.pdf is not None:
+        from citeqa.ingest.pdf import EXTRACTOR
+
+        h.update(EXTRACTOR.encode())  # PDFs indexed by an earlier extractor are read again
     if meta is not None:
         h.update(json.dumps(dataclasses.asdict(meta), sort_keys=True).encode())
     return h.hexdigest()
@@ -221,6 +227,34 @@ class Index:
             snap.derived["text"] = lru_cache(maxsize=64)(lambda name: texts.text(pos[name]))
         text: str = snap.derived["text"](doc)
         return text
+
+    # --- PDF pages (file backend: sidecars in the build's pdf/ folder) -------------------------------
+    def pdf_file(self, doc: str) -> Path | None:
+        """The indexed copy of a PDF document (None for other formats or an index built without it)."""
+        snap = self._snap
+        if doc not in snap.docs or snap.build_dir is None:
+            return None
+        f = snap.build_dir / PAGES_DIR / f"{snap.docs[doc].content_hash}.pdf"
+        return f if f.is_file() else None
+
+    def page_map(self, doc: str) -> PageMap | None:
+        """Where each character of a PDF document's stored text sits on its pages (None: not a PDF)."""
+        snap = self._snap
+        if doc not in snap.docs or snap.build_dir is None:
+            return None
+        maps: dict[str, PageMap | None] = snap.derived.setdefault("page_maps", {})
+        if doc not in maps:
+            f = snap.build_dir / PAGES_DIR / f"{snap.docs[doc].content_hash}.npz"
+            try:
+                maps[doc] = PageMap.load(f) if f.is_file() else None
+            except (OSError, ValueError) as e:
+                raise IndexDamaged(str(snap.build_dir), f"{f.name}: {e}") from e
+        return maps[doc]
+
+    def citation_boxes(self, doc: str, start: int, end: int) -> list[Box]:
+        """Boxes on the PDF pages covering ``doc_text(doc)[start:end]`` (empty for non-PDF documents)."""
+        pm = self.page_map(doc)
+        return pm.boxes(start, end) if pm is not None else []
 
     def meta(self, doc: str) -> DocMeta:
         return self._snap.docs[doc].meta
@@ -385,7 +419,8 @@ class Index:
             for i, name in enumerate(sorted(names)):
                 prev = old.docs.get(name)
                 if name in wanted:
-                    f, text, raw, h = wanted[name]
+                    f, loaded, h = wanted[name]
+                    text, raw = loaded.text, loaded.raw
                     if prev is not None and prev.content_hash == h:
                         reuse.append(name)
                         docs[name] = prev
@@ -394,7 +429,7 @@ class Index:
                     if progress is not None:  # parsing a large file takes seconds: say which one
                         progress(i, len(names), f"parsing {name} ({len(text):,} characters)")
                     try:
-                        pd = parse_text(name, text, raw, catalog.get(name), self.settings)
+                        pd = parse_text(name, text, raw, catalog.get(name), self.settings, pdf=loaded.pdf)
                     except IngestError as e:
                         report.errors.append((str(f), e.reason))
                         if prev is not None:  # keep the last good version rather than lose it
@@ -439,13 +474,13 @@ class Index:
 
     @staticmethod
     def _read(src: Sources, catalog: dict[str, DocMeta], report: IndexReport
-              ) -> tuple[dict[str, tuple[Path, str, bytes, str]], set[str]]:
-        """Read every file: ``({name: (path, text, raw, content hash)}, names of files that failed)``."""
-        wanted: dict[str, tuple[Path, str, bytes, str]] = {}
+              ) -> tuple[dict[str, tuple[Path, Loaded, str]], set[str]]:
+        """Read every file: ``({name: (path, loaded, content hash)}, names of files that failed)``."""
+        wanted: dict[str, tuple[Path, Loaded, str]] = {}
         unreadable: set[str] = set()
         for f in src.files:
             try:
-                text, raw = read_document(f)
+                loaded = load_document(f)
             except IngestError as e:
                 report.errors.append((e.path, e.reason))
                 unreadable.add(f.name)
@@ -453,7 +488,7 @@ class Index:
             if f.name in wanted:
                 report.errors.append((str(f), f"duplicate document name {f.name!r}; skipped"))
                 continue
-            wanted[f.name] = (f, text, raw, _content_hash(raw, catalog.get(f.name)))
+            wanted[f.name] = (f, loaded, _content_hash(loaded.raw, catalog.get(f.name), loaded))
         return wanted, unreadable
 
     last_report: IndexReport | None = None

@@ -241,6 +241,7 @@ def _write_files(tmp: Path, settings: Settings, old: Snapshot, reuse: list[str],
         doc_order.append(pd.meta.doc)
     unit_w.close()
     text_w.close()
+    _write_pages(tmp, old, reuse, parsed, records)
 
     vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float16)
     store.save_array(tmp / "vectors.npy", vectors)
@@ -276,6 +277,31 @@ def _write_files(tmp: Path, settings: Settings, old: Snapshot, reuse: list[str],
     # incomplete and never published.
     manifest["checksums"] = integrity.checksums(tmp)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+PAGES_DIR = "pdf"  # per PDF document: <content hash>.npz (page map) and <content hash>.pdf (the file)
+
+
+def _write_pages(tmp: Path, old: Snapshot, reuse: list[str], parsed: list[ParsedDoc],
+                 records: dict[str, DocRecord]) -> None:
+    """PDF sidecars: written for new documents, hard-linked (else copied) from the previous build."""
+    out = tmp / PAGES_DIR
+    for name in reuse:
+        h = records[name].content_hash
+        for ext in (".npz", ".pdf"):
+            src = old.build_dir / PAGES_DIR / f"{h}{ext}" if old.build_dir is not None else None
+            if src is not None and src.is_file():
+                out.mkdir(exist_ok=True)
+                try:
+                    os.link(src, out / src.name)
+                except OSError:
+                    shutil.copyfile(src, out / src.name)
+    for pd in parsed:
+        if pd.pages is None:
+            continue
+        out.mkdir(exist_ok=True)
+        pd.pages.save(out / f"{pd.content_hash}.npz")
+        (out / f"{pd.content_hash}.pdf").write_bytes(pd.pdf)
 
 
 def has_sentence_vectors(u: Unit) -> bool:

@@ -74,6 +74,10 @@ class ParsedDoc:
     sections: tuple[str, ...]
     tables: int
     furniture: tuple[tuple[int, int], ...] = ()  # removed spans (for audits and tests)
+    # PDFs: where each stored character sits on the pages (citeqa.pages.PageMap) and the file itself,
+    # kept beside the index so a citation can be shown on its rendered page.
+    pages: Any = field(default=None, compare=False, repr=False)
+    pdf: bytes = field(default=b"", compare=False, repr=False)
 
 
 @dataclass(frozen=True)

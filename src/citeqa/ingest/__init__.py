@@ -9,14 +9,19 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from citeqa.config import Settings
 from citeqa.errors import IngestError
-from citeqa.ingest.loaders import SUPPORTED, read_document
+from citeqa.ingest.loaders import SUPPORTED, load_document
 from citeqa.ingest.metadata import merge_meta
+from citeqa.ingest.pdf_meta import pdf_meta
 from citeqa.ingest.structure import parse_structure
 from citeqa.ingest.units import Sizer, build_units
 from citeqa.types import DocMeta, ParsedDoc
+
+if TYPE_CHECKING:
+    from citeqa.ingest.pdf import PdfText
 
 __all__ = ["SUPPORTED", "expand_paths", "load_catalog", "parse_document", "parse_text", "sizer_for"]
 
@@ -60,9 +65,11 @@ def sizer_for(settings: Settings) -> Sizer:
 
 def parse_text(
     name: str, text: str, raw: bytes, meta: DocMeta | None, settings: Settings,
-    next_id: Callable[[], int] | None = None,
+    next_id: Callable[[], int] | None = None, pdf: PdfText | None = None,
 ) -> ParsedDoc:
-    st = parse_structure(text)
+    st = parse_structure(text, captions=pdf is not None)
+    if pdf is not None:  # what the PDF says of itself, under whatever a catalog entry says
+        meta = pdf_meta(name, pdf, meta)
     # The text's own title, authors, date, DOI, trial ids and study names; a catalog entry overrides
     # them field by field. Routing a question that names a study needs them without a catalog.
     meta = merge_meta(name, text, meta, _guess_title(text, name))
@@ -82,13 +89,15 @@ def parse_text(
         sections=tuple(st.sections),
         tables=len(st.tables),
         furniture=tuple((ln.start, ln.end) for ln in st.furniture),
+        pages=pdf.pages if pdf is not None else None,
+        pdf=raw if pdf is not None else b"",
     )
 
 
 def parse_document(path: Path, catalog: dict[str, DocMeta], settings: Settings,
                    next_id: Callable[[], int] | None = None) -> ParsedDoc:
-    text, raw = read_document(path)
-    return parse_text(path.name, text, raw, catalog.get(path.name), settings, next_id)
+    loaded = load_document(path)
+    return parse_text(path.name, loaded.text, loaded.raw, catalog.get(path.name), settings, next_id, loaded.pdf)
 
 
 def _guess_title(text: str, name: str) -> str:

@@ -6,12 +6,16 @@ For .txt/.md the decoded text is the file itself. For .html and .pdf it is the e
 
 from __future__ import annotations
 
-import io
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from citeqa.errors import IngestError
+
+if TYPE_CHECKING:
+    from citeqa.ingest.pdf import PdfText
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -20,8 +24,23 @@ SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 MAX_BYTES = 50 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A file read: its stored text, its bytes and, for a PDF, where each character sits on the pages."""
+
+    text: str
+    raw: bytes
+    pdf: PdfText | None = None
+
+
 def read_document(path: Path) -> tuple[str, bytes]:
     """Return ``(decoded_text, raw_bytes)`` or raise IngestError naming the file."""
+    loaded = load_document(path)
+    return loaded.text, loaded.raw
+
+
+def load_document(path: Path) -> Loaded:
+    """Read one file (text, HTML or PDF); ``IngestError`` naming it when it cannot be used."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise IngestError(str(path), f"unsupported file type '{suffix or '(none)'}'; use one of "
@@ -36,15 +55,19 @@ def read_document(path: Path) -> tuple[str, bytes]:
         raise IngestError(str(path), f"cannot read file ({e.strerror or e})") from e
     if not raw.strip():
         raise IngestError(str(path), "file is empty")
+    pdf = None
     if suffix in PDF_SUFFIXES:
-        text = _pdf_text(path, raw)
+        from citeqa.ingest.pdf import extract_pdf  # pypdfium2 is loaded only when a PDF comes
+
+        pdf = extract_pdf(path, raw)
+        text = pdf.text
     else:
         text = decode_text(path, raw)
         if suffix in HTML_SUFFIXES:
             text = html_to_text(text)
     if not text.strip():
         raise IngestError(str(path), "no readable text found")
-    return text, raw
+    return Loaded(text, raw, pdf)
 
 
 def decode_text(path: Path, raw: bytes) -> str:
@@ -67,21 +90,6 @@ def decode_text(path: Path, raw: bytes) -> str:
         if bad / max(len(text), 1) < 0.01 and re.search(r"[A-Za-z]{3}", text):
             return text
     raise IngestError(str(path), "not UTF-8 text and not readable as Latin-1; re-save it as UTF-8")
-
-
-def _pdf_text(path: Path, raw: bytes) -> str:
-    try:
-        from pypdf import PdfReader
-
-        reader = PdfReader(io.BytesIO(raw))
-        if reader.is_encrypted:
-            raise IngestError(str(path), "PDF is encrypted; save an unencrypted copy")
-        pages = [(p.extract_text() or "").strip() for p in reader.pages]
-    except IngestError:
-        raise
-    except Exception as e:  # pypdf raises many types for damaged files
-        raise IngestError(str(path), f"cannot parse PDF ({type(e).__name__}: {e})") from e
-    return "\n\n".join(p for p in pages if p) + "\n"
 
 
 _BLOCK = {

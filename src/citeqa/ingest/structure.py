@@ -229,7 +229,14 @@ def _table_blocks(lines: list[Line], skip: set[int]) -> list[tuple[int, int]]:
 # --- assembly -------------------------------------------------------------------------------------
 
 
-def parse_structure(text: str) -> Structure:
+# Figure and table captions of extracted PDF text (each is its own paragraph there).
+_CAPTION = re.compile(r"^((?:(?:supplementary|extended data|supporting)\s+)?(?:fig(?:ure)?s?\.?|table)\s*S?\d+)",
+                      re.I)
+
+
+def parse_structure(text: str, captions: bool = False) -> Structure:
+    """``captions``: a paragraph starting "Figure 2"/"Table 1" is a caption, a section of its own
+    (``RESULTS > Figure 2``) that the text around it does not run into (set for PDF text)."""
     lines = split_lines(text)
     furniture = detect_furniture(lines)
     table_at = {a: b for a, b in _table_blocks(lines, furniture)}
@@ -292,6 +299,15 @@ def parse_structure(text: str) -> Structure:
                 current = Paragraph(footnotes)
                 current.segments.append(ln)
                 paragraphs.append(current)
+                i += 1
+                continue
+            elif captions and (cap := _CAPTION.match(ln.stripped)):
+                label = " ".join(cap.group(1).replace(".", " ").split()).title().replace("Fig ", "Figure ")
+                base = sections.major or sections.path
+                current = Paragraph(f"{base} > {label}" if base else label)
+                current.segments.append(ln)
+                paragraphs.append(current)
+                barriers.append(ln.start)
                 i += 1
                 continue
             else:

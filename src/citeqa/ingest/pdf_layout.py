@@ -1,0 +1,189 @@
+"""Page layout: furniture, reading order and line roles from line segments.
+
+Running heads and feet are lines in the top or bottom band of a page whose text (digits ignored)
+repeats on other pages, or bare page numbers there. Reading order is a recursive XY-cut: a page is cut
+at a column gutter when one runs down most of the region (so a two-column page is read column by
+column), else at wide horizontal gaps (title block, body, full-width figure), and each leaf block is
+read line by line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from citeqa.ingest.pdf_chars import Glyph, Segment
+
+BAND = 0.11  # top and bottom share of the page where running heads, feet and page numbers live
+_PAGE_NO = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$", re.I)
+_FOOT_WORDS = re.compile(r"\b(doi|downloaded|licen[cs]e|copyright|preprint|journal|vol\.?|issue|pp\.|https?://|"
+                         r"www\.|et al\.?|published by|the authors?|open access|creative commons|"
+                         r"all rights reserved)\b|[©ª]", re.I)
+
+
+@dataclass
+class Line:
+    page: int
+    segs: list[Segment] = field(default_factory=list)
+    block: int = 0  # leaf block number, in reading order
+
+    @property
+    def x0(self) -> float:
+        return min(s.x0 for s in self.segs)
+
+    @property
+    def x1(self) -> float:
+        return max(s.x1 for s in self.segs)
+
+    @property
+    def y0(self) -> float:
+        return min(s.y0 for s in self.segs)
+
+    @property
+    def y1(self) -> float:
+        return max(s.y1 for s in self.segs)
+
+    @property
+    def size(self) -> float:
+        return max(self.segs, key=lambda s: len(s.items)).size
+
+    @property
+    def bold(self) -> bool:
+        return self.segs[0].bold and self.segs[-1].bold_end
+
+    @property
+    def items(self) -> list[Glyph | None]:
+        out: list[Glyph | None] = []
+        for s in self.segs:
+            if out:
+                out.append(None)
+            out.extend(s.items)
+        return out
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segs)
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\d+", "#", re.sub(r"\s+", "", text.lower()))
+
+
+def furniture(pages: list[list[Segment]], heights: list[float]) -> set[int]:
+    """``id()`` of the segments that are running heads, feet or page numbers."""
+    body = body_size(pages)
+    where: dict[str, set[int]] = {}
+    for p, segs in enumerate(pages):
+        for s in segs:
+            if _in_band(s, heights[p]):
+                where.setdefault(_key(s.text), set()).add(p)
+    n_pages = len(pages)
+    bad: set[int] = set()
+    for p, segs in enumerate(pages):
+        for s in segs:
+            if not _in_band(s, heights[p]):
+                continue
+            t = s.text.strip()
+            repeats = len(where.get(_key(t), ())) >= (2 if n_pages <= 4 else 3)
+            small = s.size < 0.97 * body
+            if _PAGE_NO.match(t) or (repeats and len(t) < 200) or (small and _FOOT_WORDS.search(t)
+                                                                     and len(t.split()) < 30):
+                bad.add(id(s))
+    return bad
+
+
+def _in_band(s: Segment, height: float) -> bool:
+    return s.y1 < height * BAND or s.y0 > height * (1 - BAND)
+
+
+def body_size(pages: list[list[Segment]]) -> float:
+    sizes: Counter[float] = Counter()
+    for segs in pages:
+        for s in segs:
+            sizes[round(s.size * 2) / 2] += len(s.items)
+    return sizes.most_common(1)[0][0] if sizes else 10.0
+
+
+# --- reading order -----------------------------------------------------------------------------------
+
+
+def reading_order(segs: list[Segment], body: float) -> list[list[Segment]]:
+    """Leaf blocks of a page in reading order."""
+    out: list[list[Segment]] = []
+    _xycut(segs, body, out, 0)
+    return out
+
+
+def _gaps(spans: list[tuple[float, float]], min_gap: float) -> list[float]:
+    """Cut positions between sorted 1-D spans where the free space is at least ``min_gap``."""
+    spans = sorted(spans)
+    cuts = []
+    reach = spans[0][1]
+    for a, b in spans[1:]:
+        if a - reach >= min_gap:
+            cuts.append((a + reach) / 2)
+        reach = max(reach, b)
+    return cuts
+
+
+def _xycut(segs: list[Segment], body: float, out: list[list[Segment]], depth: int) -> None:
+    if len(segs) <= 1 or depth > 40:
+        if segs:
+            out.append(segs)
+        return
+    top, bottom = min(s.y0 for s in segs), max(s.y1 for s in segs)
+    # A column gutter: free vertical strip with text on both sides over most of the region's height.
+    vcuts = _gaps([(s.x0, s.x1) for s in segs], max(0.9 * body, 6.0))
+    best = None
+    for c in vcuts:
+        left = [s for s in segs if s.x1 <= c]
+        right = [s for s in segs if s.x0 >= c]
+        hl = sum(s.y1 - s.y0 for s in left)
+        hr = sum(s.y1 - s.y0 for s in right)
+        span = bottom - top
+        if len(left) >= 3 and len(right) >= 3 and min(hl, hr) > 0.25 * span:
+            best = c
+            break
+    if best is not None:
+        _xycut([s for s in segs if s.x1 <= best], body, out, depth + 1)
+        _xycut([s for s in segs if s.x0 >= best], body, out, depth + 1)
+        return
+    hcuts = _gaps([(s.y0, s.y1) for s in segs], max(0.8 * body, 5.0))
+    if hcuts:
+        edges = [float("-inf"), *hcuts, float("inf")]
+        for a, b in zip(edges, edges[1:], strict=False):
+            _xycut([s for s in segs if a <= (s.y0 + s.y1) / 2 < b], body, out, depth + 1)
+        return
+    if vcuts:
+        c = vcuts[0]
+        _xycut([s for s in segs if s.x1 <= c], body, out, depth + 1)
+        _xycut([s for s in segs if s.x1 > c], body, out, depth + 1)
+        return
+    out.append(segs)
+
+
+def block_lines(segs: list[Segment], page: int, block: int) -> list[Line]:
+    """Segments of a leaf block grouped into lines (same baseline), top to bottom, left to right."""
+    lines: list[Line] = []
+    for s in sorted(segs, key=lambda s: (s.y0 + s.y1) / 2):
+        if lines:
+            ln = lines[-1]
+            overlap = min(ln.y1, s.y1) - max(ln.y0, s.y0)
+            if overlap > 0.5 * min(ln.y1 - ln.y0, s.y1 - s.y0):
+                ln.segs.append(s)
+                ln.segs.sort(key=lambda x: x.x0)
+                continue
+        lines.append(Line(page, [s], block))
+    return lines
+
+
+def is_figure_text(lines: list[Line], body: float) -> bool:
+    """Labels inside a figure: a block of short fragments, none of them prose."""
+    words = [len(ln.text.split()) for ln in lines]
+    if max(words) >= 7:
+        return False
+    small = all(ln.size < 0.92 * body for ln in lines)
+    if len(lines) >= 3 and sum(words) / len(words) < 3.5:
+        return True
+    return small and max(words) <= 3 and not re.search(r"[A-Za-z]{4}", " ".join(ln.text for ln in lines))

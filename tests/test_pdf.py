@@ -1,0 +1,191 @@
+"""PDF ingestion on a two-column paper the test makes (always run) and on the real papers in
+../shared/pdfs (skipped when absent): reading order, furniture, superscripts, sections, captions,
+exact page boxes, errors, and the page map kept with the index."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from citeqa.config import Settings
+from citeqa.errors import IngestError
+from citeqa.index import Index
+from citeqa.ingest import parse_document
+from citeqa.ingest.loaders import load_document
+from citeqa.pages import Box, render_page
+from conftest import PROJECT_ROOT, HashEmbedder
+from pdfgen import CAPTION, FOOT, HEAD, Paper, encrypted_pdf, scanned_pdf, two_column_paper
+
+SHARED_PDFS = PROJECT_ROOT.parent / "shared" / "pdfs"
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory: pytest.TempPathFactory) -> Paper:
+    return two_column_paper(tmp_path_factory.mktemp("pdf") / "two_column_trial.pdf")
+
+
+def _squash(s: str) -> str:
+    # pdfium reports a hyphen that ends a line as U+0002
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", s)).replace("\x02", "-").replace("\ufffe", "-")
+
+
+@functools.lru_cache(maxsize=256)
+def _page_chars(pdf_path: Path, page: int) -> list[tuple[str, float, float]]:
+    """pdfium's own characters of a page with their box centres (independent of the extractor)."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as c
+
+    doc = pdfium.PdfDocument(str(pdf_path))
+    pg = doc[page]
+    tp = pg.get_textpage()
+    h = pg.get_size()[1]
+    r = c.FS_RECTF()
+    chars = []
+    for i in range(tp.count_chars()):
+        u = chr(c.FPDFText_GetUnicode(tp, i))
+        if u.isspace() or c.FPDFText_IsGenerated(tp, i):
+            continue
+        c.FPDFText_GetLooseCharBox(tp, i, r)
+        chars.append((u, (r.left + r.right) / 2, h - (r.top + r.bottom) / 2))
+    tp.close()
+    pg.close()
+    doc.close()
+    return chars
+
+
+def text_under(pdf_path: Path, boxes: list[Box]) -> str:
+    """The characters whose centre lies in the boxes, box by box."""
+    return "".join(u for b in boxes for u, x, y in _page_chars(pdf_path, b.page)
+                   if b.x0 <= x <= b.x1 and b.y0 <= y <= b.y1)
+
+
+def _tinted(img: object, x0: float, y0: float, x1: float, y1: float) -> float:
+    """Share of the pixels in a rectangle of the rendered page that carry the yellow highlight."""
+    px = [img.getpixel((x, y)) for x in range(int(x0), int(x1)) for y in range(int(y0), int(y1))]  # type: ignore[attr-defined]
+    return sum(r - b > 60 for r, _g, b in px) / max(1, len(px))
+
+
+def test_two_column_text_reads_in_order_without_furniture(paper: Paper) -> None:
+    loaded = load_document(paper.path)
+    assert loaded.pdf is not None
+    text = loaded.text
+    flat = " ".join(text.split())
+    # Every paragraph comes out whole, in order: columns are not interleaved, pages join up.
+    pos = 0
+    for _heading, paras in paper.sections:
+        for p in paras:
+            plain = " ".join(p.split())
+            at = flat.find(plain, pos)
+            assert at >= 0, f"paragraph not found whole and in order: {plain[:80]!r}"
+            pos = at + len(plain)
+    assert HEAD not in text and FOOT not in text
+    assert not re.search(r"^\d{1,3}$", text, re.M)  # page numbers
+    for s in paper.cited:  # superscript reference numbers dropped, sentence kept
+        assert s in flat and not re.search(re.escape(s) + r"\d", flat)
+    assert text.startswith(f"# {paper.title}")
+
+
+def test_sections_captions_and_metadata(paper: Paper) -> None:
+    pd = parse_document(paper.path, {}, Settings())
+    assert pd.meta.title == paper.title
+    assert pd.meta.doi == "10.1056/NEJMoa1609783" and pd.meta.year == "2017"
+    assert "Kantarjian" in pd.meta.authors
+    by_text = {s.text: u.section for u in pd.units for s in u.sentences}
+    methods = paper.sections[[h for h, _ in paper.sections].index("Methods")][1][0]
+    first = re.split(r"(?<=\.)\s+(?=[A-Z])", methods)[0]
+    assert "Methods" in by_text[first]
+    caps = [u for u in pd.units if u.text.startswith("Figure 1.")]
+    assert len(caps) == 1 and caps[0].section.endswith("Figure 1"), [u.section for u in caps]
+    assert " ".join(caps[0].text.split()) == CAPTION
+
+
+def test_every_sentence_box_holds_exactly_its_quote(paper: Paper) -> None:
+    pd = parse_document(paper.path, {}, Settings())
+    assert pd.pages is not None and len(pd.pages) == len(pd.text)
+    checked = 0
+    for u in pd.units:
+        for s in u.sentences:
+            quote = pd.text[s.start : s.end]
+            boxes = pd.pages.boxes(s.start, s.end)
+            assert boxes, quote
+            assert _squash(text_under(paper.path, boxes)) == _squash(quote), quote
+            checked += 1
+    assert checked > 40
+    # A sentence that runs from the left column into the right one has boxes in both.
+    sides = [{b.x0 > 300 for b in pd.pages.boxes(s.start, s.end)} for u in pd.units for s in u.sentences]
+    assert {True, False} in sides, "expected a sentence continuing across the column break"
+
+
+@pytest.mark.parametrize("kind", ["scanned", "encrypted", "damaged", "truncated"])
+def test_unusable_pdfs_name_the_file(tmp_path: Path, paper: Paper, kind: str) -> None:
+    p = tmp_path / f"{kind}.pdf"
+    if kind == "scanned":
+        scanned_pdf(p)
+    elif kind == "encrypted":
+        encrypted_pdf(p)
+    elif kind == "damaged":
+        p.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40)
+    else:
+        p.write_bytes(paper.path.read_bytes()[:3000])
+    with pytest.raises(IngestError) as ei:
+        load_document(p)
+    assert ei.value.path == str(p)
+    want = {"scanned": "no text layer; OCR is not available", "encrypted": "encrypted",
+            "damaged": "damaged", "truncated": "damaged"}[kind]
+    assert want in ei.value.reason, ei.value.reason
+
+
+def test_index_keeps_page_maps_and_renders_the_cited_span(tmp_path: Path, paper: Paper) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / paper.path.name).write_bytes(paper.path.read_bytes())
+    scanned_pdf(docs / "scan.pdf")
+    settings = Settings(index_dir=tmp_path / "index")
+    idx = Index.build([docs], settings, embedder=HashEmbedder())
+    assert idx.last_report is not None
+    assert [(Path(f).name, "OCR" in r) for f, r in idx.last_report.errors] == [("scan.pdf", True)]
+    name = paper.path.name
+    unit = next(u for u in idx.units if u.doc == name and u.kind == "chunk" and len(u.text) > 200)
+    s = unit.sentences[0]
+    boxes = idx.citation_boxes(name, s.start, s.end)
+    pdf = idx.pdf_file(name)
+    assert pdf is not None and boxes
+    assert _squash(text_under(pdf, boxes)) == _squash(idx.doc_text(name)[s.start : s.end])
+    png, scale = render_page(pdf, boxes[0].page, boxes)
+    assert png.startswith(b"\x89PNG") and scale > 1
+    from io import BytesIO
+
+    from PIL import Image
+
+    img = Image.open(BytesIO(png)).convert("RGB")
+    for b in boxes:  # inside every box the page is tinted yellow (blue well below red); above it, not
+        inside = _tinted(img, b.x0 * scale + 2, b.y0 * scale + 2, b.x1 * scale - 2, b.y1 * scale - 2)
+        assert inside > 0.95, inside
+    above = _tinted(img, boxes[0].x0 * scale, boxes[0].y0 * scale - 40, boxes[0].x1 * scale, boxes[0].y0 * scale - 30)
+    assert above < 0.05, above
+    # The next build carries the sidecars of an unchanged PDF; a reopened index reads them.
+    again = Index.build([docs], settings, embedder=HashEmbedder())
+    assert again.last_report is not None and name in again.last_report.unchanged
+    reopened = Index.load(settings)
+    assert reopened.citation_boxes(name, s.start, s.end) == boxes
+    assert reopened.pdf_file(name) is not None
+    assert reopened.citation_boxes("nonexistent", 0, 5) == [] and reopened.page_map(name) is not None
+
+
+@pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/pdfs is not here")
+def test_real_paper_sentences_match_their_boxes() -> None:
+    path = SHARED_PDFS / "10.1093_nar_gkae130.pdf"
+    pd = parse_document(path, {}, Settings())
+    assert pd.meta.doi == "10.1093/nar/gkae130" and pd.meta.venue == "Nucleic Acids Research"
+    assert any("Introduction" in sec for sec in pd.sections) and any("Abstract" in sec for sec in pd.sections)
+    assert "Nucleic Acids Research, 2024, Vol. 52" not in pd.text  # the running head
+    assert pd.pages is not None
+    sents = [(s.start, s.end) for u in pd.units for s in u.sentences]
+    good = sum(_squash(text_under(path, pd.pages.boxes(a, b))) == _squash(pd.text[a:b]) for a, b in sents)
+    assert good / len(sents) >= 0.99
+    words = re.findall(r"\S+", pd.text)
+    assert sum(bool(re.search(r"[a-z]-$", w)) for w in words) / len(words) < 0.002
