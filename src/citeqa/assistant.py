@@ -20,6 +20,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from citeqa.answer import compose as comp
 from citeqa.answer import evidence as ev
 from citeqa.answer import features as F
+from citeqa.answer.provenance import primary_first
 from citeqa.answer.scorer import Model, load_model, model_path
 from citeqa.answer.verdict import verdict_evidence, verdict_features
 from citeqa.config import Settings
@@ -245,9 +246,9 @@ class Assistant:
             p_yes = float(self.verdict_model.predict(verdict_features(c.question, [items[i][0] for i in used]))[0])
             margin = float((self.verdict_model.extra or {}).get("unclear_margin", 0.0))
             verdict = "unclear" if abs(p_yes - 0.5) < margin else ("yes" if p_yes >= 0.5 else "no")
-            # The answer quotes what the verdict was read from (the conclusion), then the best other item.
-            chosen = [scored[i] for i in used[:2]]
-            picked = chosen + [s for s in picked if s not in chosen][: max(0, self.settings.max_evidence - 2)]
+            # The answer quotes what the verdict was read from (the conclusion) and nothing else: a
+            # further item cited beside it overlapped the labelled evidence in 5% of pubmedqa-dev answers.
+            picked = [scored[i] for i in used[:2]] or picked[:1]
         self._time("score", t)
         return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes)
 
@@ -258,13 +259,14 @@ class Assistant:
             text, cits, sents = self._refusal(j)
             self._time("compose", t)
             return Composed(j, text, tuple(cits), tuple(sents), (), notices)
-        picked = list(j.picked)
+        # A verdict is read from one document's conclusion, so its evidence keeps its order.
+        picked, corroborates = (list(j.picked), {}) if j.verdict else primary_first(self.index, j.picked, j.scored)
         found = comp.conflicts(self.index, picked, list(j.scored), frozenset(j.query.core))
         for a, b, _ in found:
             for s in (a, b):
                 if s not in picked:
                     picked.append(s)
-        text, cits, sents = comp.compose(self.index, picked)
+        text, cits, sents = comp.compose(self.index, picked, corroborates)
         notes = []
         for a, b, what in found:
             na = next(c.n for c in cits if (c.doc, c.start) == (a.cand.unit.doc, a.cand.sentence.start))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from citeqa.answer.evidence import Candidate, Scored
@@ -85,7 +85,11 @@ def sentence_text(index: Index, s: Scored) -> str:
     return c.sentence.text
 
 
-def compose(index: Index, picked: Sequence[Scored]) -> tuple[str, list[Citation], list[AnswerSentence]]:
+def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[str, int, int], Scored] | None = None
+            ) -> tuple[str, list[Citation], list[AnswerSentence]]:
+    """The answer text: each picked item in order with its markers; an item that corroborates an
+    earlier primary report (``corroborates``) is introduced as such."""
+    corroborates = corroborates or {}
     draft = Draft(index, [])
     parts: list[AnswerSentence] = []
     # A sentence starting in lower case whose beginning cannot be found (cut at a table, or a split
@@ -118,6 +122,8 @@ def compose(index: Index, picked: Sequence[Scored]) -> tuple[str, list[Citation]
                 body = _join(body, sent.text.strip(), lambda w: _used_twice(index, w))
                 body = body.rstrip("-") + "-" if cut else body
             text = f"{body} [{', '.join(map(str, dict.fromkeys(markers)))}]"
+        if c.key in corroborates:
+            text = f"Also reported: {text}"
         parts.append(AnswerSentence(text=text, citations=tuple(markers)))
     return " ".join(p.text for p in parts), draft.citations, parts
 
@@ -202,7 +208,7 @@ _NOT_MEASURE = re.compile(r"\b(?:19|20)\d\d\b|\bP\s*[=<>≤≥]\s*0?\.\d+|\b(?:9
 _FIGURE = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s*(%|[^\W\d_]+)")
 
 
-def _figures(text: str) -> dict[str, set[str]]:
+def figures(text: str) -> dict[str, set[str]]:
     """Unit word ("%", "month", "patient", stemmed) -> the figures given in it."""
     out: dict[str, set[str]] = {}
     for m in _FIGURE.finditer(_NOT_MEASURE.sub(" ", text)):
@@ -224,7 +230,7 @@ def _differ(a: str, b: str, asked: frozenset[str]) -> str:
     """The measure both texts report with no figure in common ("" when they agree or measure different
     things). Same measure: the same unit, and either the question counts that unit ("how many patients")
     or both texts name at least two of the question's words (what is measured, and of whom)."""
-    fa, fb = _figures(a), _figures(b)
+    fa, fb = figures(a), figures(b)
     na, nb = set(numbers(a)), set(numbers(b))
     about = asked & set(index_terms(a)) & set(index_terms(b))
     for unit in fa.keys() & fb.keys():

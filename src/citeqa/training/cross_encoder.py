@@ -380,7 +380,7 @@ def fit_stack(data: dict[str, dict[str, Any]], parts: list[str], ce: dict[str, n
         feat = _ce_gap(d, r, s) if gap else s
         xs.append(np.column_stack([d["X"][r][:, T._EV_COLS], feat]))
         ys.append(d["y"][r])
-        w = T._weights(d)[r]
+        w = T._weights(d["qidx"])[r]
         ws.append(w / w.sum())
     x, y, w = np.vstack(xs), np.concatenate(ys), np.concatenate(ws)
     w = w / w.mean()

@@ -81,6 +81,22 @@ def _gold_spans(item: dict[str, Any], doc_text: Any) -> list[tuple[str, int, int
     return out
 
 
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", " ", s).strip().lower()
+
+
+def _near_topic(item: dict[str, Any], cands: list[Any], y: list[int]) -> list[int]:
+    """Indices of the candidates that remain when every one that answers is removed: the gold spans and
+    any sentence holding a required answer string. Only for questions with required strings (they say
+    what answers); a yes/no abstract answers in many sentences, so removing the gold one proves nothing."""
+    must = [_norm(m) for m in item.get("must_contain") or [] if m.strip()]
+    if item.get("type") in ("yes_no", "unanswerable") or not must or not any(y):
+        return []
+    keep = [i for i, (cd, gold) in enumerate(zip(cands, y, strict=True))
+            if not gold and not any(m in _norm(cd.text) for m in must)]
+    return keep if keep else []
+
+
 def build(corpus: Corpus, settings: Settings | None = None) -> dict[str, Any]:
     """Run the chain to the evidence features for every question of ``corpus``; returns the dataset."""
     from citeqa.assistant import Assistant
@@ -103,6 +119,7 @@ def build(corpus: Corpus, settings: Settings | None = None) -> dict[str, Any]:
             gold = _gold_spans(item, index.doc_text)
             y = [int(any(cd.unit.doc == d and cd.sentence.start < e and s < cd.sentence.end for d, s, e in gold))
                  for cd in cands]
+            masked = _near_topic(item, cands, y)
             qi = len(questions)
             questions.append({
                 "id": item["id"], "set": set_name, "type": item.get("type", ""), "label": item.get("label", ""),
@@ -117,6 +134,16 @@ def build(corpus: Corpus, settings: Settings | None = None) -> dict[str, Any]:
             xs.append(x)
             ys.extend(y)
             qidx.extend([qi] * len(cands))
+            if masked:
+                # The same question over its pool with every answering sentence removed: the document is
+                # there, the fact is not -- the near-topic case the public packs' unanswerable items lack.
+                keep_vs = [vs[i] for i in masked]
+                questions.append({**questions[qi], "id": f"{item['id']}~masked", "set": f"{set_name}~masked",
+                                  "answerable": False, "synthetic": True,
+                                  "cands": [questions[qi]["cands"][i] for i in masked]})
+                xs.append(F.feature_matrix(q, keep_vs))
+                ys.extend([0] * len(masked))
+                qidx.extend([qi + 1] * len(masked))
     return {"X": np.vstack(xs) if xs else np.zeros((0, len(F.FEATURE_NAMES))), "y": np.array(ys),
             "qidx": np.array(qidx), "questions": questions, "features": list(F.FEATURE_NAMES)}
 
