@@ -1,4 +1,8 @@
-"""The packaged MiniLM sentence embedder (offline, CPU)."""
+"""The packaged MiniLM sentence embedder (offline, CPU).
+
+Indexes and questions use ``citeqa.encoder`` (ONNX Runtime or torch, chosen by ``Settings.embed_runtime``);
+``MiniLMEmbedder`` runs sentence-transformers itself and stays as the reference its vectors are checked
+against (``benchmarks/speed.py``)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from citeqa.config import Settings
 
 
 class Embedder(Protocol):
@@ -80,7 +87,16 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def default_embedder(settings: Settings | None = None) -> Embedder:
+    """The encoder the settings choose (``embed_runtime``); one per runtime and process."""
+    from citeqa.config import Settings
+    from citeqa.encoder import encoder_for
+
+    s = settings or Settings()
+    return encoder_for(s.embed_runtime, s.encoder_cache_dir)
+
+
 @lru_cache(maxsize=1)
-def default_embedder() -> MiniLMEmbedder:
-    """One model per process: loading costs ~1-2 s and ~90 MB."""
+def reference_embedder() -> MiniLMEmbedder:
+    """sentence-transformers itself: the reference the encoder runtimes are measured against."""
     return MiniLMEmbedder()

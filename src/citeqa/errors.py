@@ -21,8 +21,9 @@ class IndexError_(CiteqaError):
 
 
 class IndexMissing(IndexError_):
-    def __init__(self, where: str) -> None:
-        super().__init__(f"No index at {where}. Build it with `citeqa index` (or `citeqa index PATHS...`).")
+    def __init__(self, where: str, hint: str = "") -> None:
+        super().__init__(f"No index at {where}. Build it with `citeqa index` (or `citeqa index PATHS...`)."
+                         + (f" {hint}" if hint else ""))
 
 
 class IndexDamaged(IndexError_):

@@ -115,7 +115,11 @@ class Index:
                 return _pg().load(settings, embedder=embedder, full_check=full_check)
             root = settings.index_path()
         pointer = _pointer(root)
-        idx = cls(settings, _load_build(root, store.current_build(root), settings, full_check), embedder)
+        try:
+            build = store.current_build(root)
+        except IndexMissing as e:
+            raise _missing_hint(settings, root) or e from None
+        idx = cls(settings, _load_build(root, build, settings, full_check), embedder)
         idx._pointer = pointer
         return idx
 
@@ -197,7 +201,7 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = default_embedder()
+            self._embedder = default_embedder(self.settings)
         return self._embedder
 
     @property
@@ -498,6 +502,16 @@ def _pg() -> Any:
     from citeqa.backends.postgres import PgIndex  # psycopg is imported only when a database is used
 
     return PgIndex
+
+
+def _missing_hint(settings: Settings, root: Path) -> IndexMissing | None:
+    """An index of these documents built by another encoder runtime: say which, and how to use it."""
+    for runtime in ("torch", "onnx", "onnx-int8"):
+        other = settings.model_copy(update={"embed_runtime": runtime})
+        if runtime != settings.embed_runtime and (other.index_path() / "CURRENT").exists():
+            return IndexMissing(str(root), f"An index built with embed_runtime={runtime} is at "
+                                f"{other.index_path()}: set CITEQA_EMBED_RUNTIME={runtime} to use it.")
+    return None
 
 
 def _pointer(root: Path) -> tuple[int, int, int] | None:

@@ -171,30 +171,63 @@ def write_build(settings: Settings, get_embedder: Callable[[], Embedder], old: S
 def embed_new(settings: Settings, get_embedder: Callable[[], Embedder], parsed: Sequence[ParsedDoc],
               progress: Progress | None, dim: int = 384) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Unit vectors and sentence vectors (multi-sentence chunks) of the parsed documents, float16:
-    ``(unit vectors, sentence vectors, texts embedded, dimension)``. Shared by both storage backends."""
+    ``(unit vectors, sentence vectors, texts embedded, dimension)``. Shared by both storage backends.
+
+    With ``sentence_vectors="pooled"`` a chunk's forward pass also gives its sentences' vectors (token
+    embeddings averaged over each sentence's span); only sentences it cannot give (past the 256-token
+    window) are encoded on their own."""
     new_units = [u for pd in parsed for u in pd.units]
     texts = [u.embed_text for u in new_units]
-    sent_texts = [s.text for u in new_units if has_sentence_vectors(u) for s in u.sentences]
-    total, done = len(texts) + len(sent_texts), 0
+    multi = [u for u in new_units if has_sentence_vectors(u)]
+    pooled = settings.sentence_vectors == "pooled"
+    total = len(texts) + (0 if pooled else sum(len(u.sentences) for u in multi))
+    done = 0
 
     def tick(n: int) -> None:
         nonlocal done
         done += n
         if progress:
-            progress(done, total, "embedding")
+            progress(done, max(total, done), "embedding")
 
     if progress:
         progress(0, total, "embedding")
-    if texts:  # the model is loaded only when something needs embedding
-        embedder = get_embedder()
-        new_vecs = embedder.encode(texts, settings.embed_batch_size, tick).astype(np.float16)
-        new_svecs = embedder.encode(sent_texts, settings.embed_batch_size, tick).astype(np.float16)
-        dim = embedder.dim
+    if not texts:  # the model is loaded only when something needs embedding
+        z = np.zeros((0, dim), np.float16)
+        return z, z, 0, dim
+    embedder = get_embedder()
+    dim = embedder.dim
+    encode_spans = getattr(embedder, "encode_spans", None)
+    if pooled and encode_spans is not None:
+        spans = [sentence_spans(u) if has_sentence_vectors(u) else () for u in new_units]
+        vecs, by_unit = encode_spans(texts, spans, settings.embed_batch_size, tick)
+        missing = [s.text for u, v in zip(new_units, by_unit, strict=True)
+                   if has_sentence_vectors(u) and v is None for s in u.sentences]
+        alone = iter(embedder.encode(missing, settings.embed_batch_size, tick))
+        total += len(missing)
+        sent_rows = [v if v is not None else np.stack([next(alone) for _ in u.sentences])
+                     for u, v in zip(new_units, by_unit, strict=True) if has_sentence_vectors(u)]
+        svecs = np.concatenate(sent_rows) if sent_rows else np.zeros((0, dim), np.float32)
     else:
-        new_vecs = new_svecs = np.zeros((0, dim), np.float16)
+        vecs = embedder.encode(texts, settings.embed_batch_size, tick)
+        svecs = embedder.encode([s.text for u in multi for s in u.sentences], settings.embed_batch_size, tick)
     if progress:
         progress(total, total, "indexing")
-    return new_vecs, new_svecs, total, dim
+    return vecs.astype(np.float16), svecs.astype(np.float16), total, dim
+
+
+def sentence_spans(u: Unit) -> tuple[tuple[int, int], ...]:
+    """Character spans of a chunk's sentences inside its ``embed_text`` (empty if one cannot be found: a
+    sentence joined across a line-end hyphen is not written as it is stored)."""
+    text = u.embed_text
+    pos = len(text) - len(u.text)
+    out = []
+    for s in u.sentences:
+        i = text.find(s.text, pos)
+        if i < 0:
+            return ()
+        out.append((i, i + len(s.text)))
+        pos = i + len(s.text)
+    return tuple(out)
 
 
 def _write_files(tmp: Path, settings: Settings, old: Snapshot, reuse: list[str], parsed: list[ParsedDoc],
