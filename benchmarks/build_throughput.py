@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from citeqa.config import Settings  # noqa: E402
-from citeqa.embed import default_embedder  # noqa: E402
+from citeqa.embed import reference_embedder  # noqa: E402
 from citeqa.index import Index  # noqa: E402
 from citeqa.ingest import SUPPORTED  # noqa: E402
 from citeqa.types import Unit  # noqa: E402
@@ -132,12 +132,15 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, load avg {load()}")
     tmp = Path(tempfile.mkdtemp(prefix="citeqa-bench-build-"))
     try:
-        base = Settings(index_dir=tmp / "index", seeds_dir=args.seeds)
+        # The sentence-transformers path against raw sentence-transformers (the encoder runtimes are
+        # compared with it in benchmarks/speed.py).
+        base = Settings(index_dir=tmp / "index", seeds_dir=args.seeds, embed_runtime="torch",
+                        sentence_vectors="separate")
         if args.batch_size:
             base = base.model_copy(update={"embed_batch_size": args.batch_size})
         bs = base.embed_batch_size
         t = time.perf_counter()
-        real = default_embedder()
+        real = reference_embedder()
         print(f"model load: {time.perf_counter() - t:.2f} s")
         emb = TimedEmbedder(real)
         model = real.model
