@@ -104,6 +104,19 @@ class _Out:
         self.frag.extend([-1] * len(s))
         self.box.extend([0.0] * (4 * len(s)))
 
+    def glyphs(self, gs: list[Glyph], page: int) -> None:
+        """A run of glyphs of one line fragment (the common case: one letter each)."""
+        if any(len(g.ch) != 1 for g in gs):
+            for g in gs:
+                self.glyph(g, page)
+            return
+        n = len(gs)
+        self.parts.append("".join(g.ch for g in gs))
+        self.n += n
+        self.page.extend([page] * n)
+        self.frag.extend([self.frag_no] * n)
+        self.box.extend([v for g in gs for v in (g.x0, g.y0, g.x1, g.y1)])
+
     def glyph(self, g: Glyph, page: int) -> None:
         k = len(g.ch)
         self.parts.append(g.ch)
@@ -382,5 +395,8 @@ class _Writer:
             if space and out.n and not out.tail(1).isspace():
                 out.plain(" ")
             space = False
-            out.glyph(g, page)
-            i += 1
+            j = i + 1  # the word: glyphs up to the next space or superscript
+            while j < len(items) and items[j] is not None and not items[j].sup:  # type: ignore[union-attr]
+                j += 1
+            out.glyphs(items[i:j], page)  # type: ignore[arg-type]
+            i = j

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass, field
+from typing import Any
 
 # Characters rewritten on the way in: ligatures split into their letters, odd spaces made plain.
 LIGATURES = {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
@@ -19,7 +20,7 @@ DROPPED = set("\u00ad\u200b\u200c\u200d\u2060\ufeff\x00")
 HYPHEN_MARKS = {"\x02", "\ufffe"}  # pdfium's "hyphen at the end of a line"
 
 
-@dataclass
+@dataclass(slots=True)
 class Glyph:
     ch: str  # after ligature splitting this may be several letters sharing the box
     x0: float
@@ -89,11 +90,42 @@ def page_segments(pdf: object, index: int, raw: object) -> tuple[list[Segment], 
         text = tp.get_text_range(0, n) if n else ""
         if len(text) != n:  # characters outside the BMP: ask per character instead
             text = "".join(chr(raw.FPDFText_GetUnicode(tp, i) or 0xFFFD) for i in range(n))  # type: ignore[attr-defined]
-        segs = _segments(tp, text, n, index, height, raw)
+        segs = _segments(tp, text, n, index, height, raw, _embedded_text_filter(page, raw))
     finally:
         tp.close()
         page.close()
     return [s for s in segs if s.items and any(g is not None for g in s.items)], width, height
+
+
+def _embedded_text_filter(page: object, raw: object) -> set[int] | None:
+    """Addresses of the page's own text objects when the page also holds form XObjects with text.
+
+    A figure placed as an embedded PDF page (a journal's figure made from a review copy, say) carries
+    that whole page's text, clipped out of sight but still in the text layer. When the page has text
+    of its own, text inside forms is figure content and is left out; a page whose text all sits in a
+    form (some tools wrap every page so) is read whole.
+    """
+    handle = page.raw  # type: ignore[attr-defined]
+    count = raw.FPDFPage_CountObjects(handle)  # type: ignore[attr-defined]
+    get_obj = _addr_fn(raw.FPDFPage_GetObject)  # type: ignore[attr-defined]
+    get_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(
+        ctypes.cast(raw.FPDFPageObj_GetType, ctypes.c_void_p).value)  # type: ignore[attr-defined]
+    own: set[int] = set()
+    forms = False
+    for k in range(count):
+        obj = get_obj(handle, k)
+        t = get_type(obj)
+        if t == raw.FPDF_PAGEOBJ_FORM:  # type: ignore[attr-defined]
+            forms = True
+        elif t == raw.FPDF_PAGEOBJ_TEXT:  # type: ignore[attr-defined]
+            own.add(obj)
+    return own if forms and len(own) >= 20 else None
+
+
+def _addr_fn(fn: object) -> Any:
+    """The same C function returning its pointer as a plain int (ctypes.cast per call is slow)."""
+    proto = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+    return proto(ctypes.cast(fn, ctypes.c_void_p).value)
 
 
 def _is_bold(tp: object, i: int, raw: object) -> bool:
@@ -107,10 +139,17 @@ def _is_bold(tp: object, i: int, raw: object) -> bool:
     return any(k in name for k in ("bold", "black", "heavy", "semibold", "demi", ",b", "-bd", "medi"))
 
 
-def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: object) -> list[Segment]:
-    rect = raw.FS_RECTF()  # type: ignore[attr-defined]
-    get_box = raw.FPDFText_GetLooseCharBox  # type: ignore[attr-defined]
+def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: object,
+              own: set[int] | None = None) -> list[Segment]:
+    # Plain-int prototypes of the per-character calls: pypdfium2's typed wrappers convert their
+    # arguments on every call, which cost more than pdfium's own work here.
+    buf = (ctypes.c_float * 4)()  # FS_RECTF: left, top, right, bottom
+    addr = ctypes.addressof(buf)
+    handle = ctypes.cast(tp.raw, ctypes.c_void_p).value  # type: ignore[attr-defined]
+    get_box = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)(
+        ctypes.cast(raw.FPDFText_GetLooseCharBox, ctypes.c_void_p).value)  # type: ignore[attr-defined]
     angle = raw.FPDFText_GetCharAngle  # type: ignore[attr-defined]
+    text_obj = _addr_fn(raw.FPDFText_GetTextObject)  # type: ignore[attr-defined]
     segs: list[Segment] = []
     cur: Segment | None = None
     rotated = False
@@ -130,9 +169,11 @@ def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: o
             continue
         if ch in DROPPED:
             continue
-        get_box(tp, i, rect)
-        x0, x1 = rect.left, rect.right
-        y0, y1 = height - rect.top, height - rect.bottom
+        if own is not None and text_obj(handle, i) not in own:
+            continue  # text of an embedded graphic
+        get_box(handle, i, addr)
+        x0, top, x1, bottom = buf
+        y0, y1 = height - top, height - bottom
         h = y1 - y0
         if h <= 0 or x1 < x0:
             continue

@@ -178,8 +178,17 @@ def block_lines(segs: list[Segment], page: int, block: int) -> list[Line]:
     return lines
 
 
+_PROSE_WORD = re.compile(r"^[(“‘\"]?[a-z][a-z-]{2,}[,.;:)”’\"]?$")
+
+
 def is_figure_text(lines: list[Line], body: float) -> bool:
-    """Labels inside a figure: a block of short fragments, none of them prose."""
+    """Labels inside a figure (axis ticks, panel letters, legends): a block of short fragments, or of
+    tokens that are hardly ever running words. The front page's author lines are spared."""
+    tokens = [t for ln in lines for t in ln.text.split()]
+    prose = sum(bool(_PROSE_WORD.match(t)) for t in tokens)
+    front = lines[0].page == 0 and lines[0].size >= 0.9 * body
+    if len(tokens) >= 4 and prose < 0.2 * len(tokens) and not front:
+        return True
     words = [len(ln.text.split()) for ln in lines]
     if max(words) >= 7:
         return False
