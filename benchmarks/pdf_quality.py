@@ -186,7 +186,13 @@ def run(pdfs: list[Path], repeats: int, render: Path | None, pages_wanted: dict[
         # The loader this one replaced (pypdf's plain text): words broken at a line end.
         from pypdf import PdfReader
 
-        old = "\n".join(pg.extract_text() or "" for pg in PdfReader(str(p)).pages)
+        old_pages = []
+        for pg in PdfReader(str(p)).pages:
+            try:
+                old_pages.append(pg.extract_text() or "")
+            except Exception:  # pypdf gives up on some content streams (token limits)
+                old_pages.append("")
+        old = "\n".join(old_pages)
         pypdf_split = len(re.findall(r"[A-Za-z]{2,}-\n[a-z]{2,}", old))
         roles = Counter(section_role(u.section) for u in pd.units)
         if render is not None and p.name in pages_wanted:

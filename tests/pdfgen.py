@@ -47,13 +47,18 @@ def _seed_sections(max_paras: int) -> tuple[str, list[tuple[str, list[str]]]]:
     return title, [(h, ps) for h, ps in sections if ps]
 
 
-def two_column_paper(path: Path, max_paras: int = 14) -> Paper:
-    """Write a two-column PDF of the seed trial article's first paragraphs to ``path``."""
+def two_column_paper(path: Path, max_paras: int = 14, extra: str = "") -> Paper:
+    """Write a two-column PDF of the seed trial article's first paragraphs to ``path``; ``extra`` is a
+    paragraph added at the start of the results (a fact only this PDF states, for end-to-end tests)."""
     from reportlab.lib.pagesizes import letter
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.platypus import BaseDocTemplate, Frame, FrameBreak, PageTemplate, Paragraph, Spacer
 
     title, sections = _seed_sections(max_paras)
+    if extra:
+        for heading, paras in sections:
+            if heading == "Results":
+                paras.insert(0, extra)
     w, h = letter
     margin, gutter = 54, 18
     col = (w - 2 * margin - gutter) / 2

@@ -470,3 +470,71 @@ def _keep_log_on_failure(workdir: Path) -> Iterator[None]:
     log = workdir / "app.log"
     if log.exists() and os.environ.get("CITEQA_UI_LOG_COPY"):
         shutil.copy(log, os.environ["CITEQA_UI_LOG_COPY"])
+
+
+PDF_FACT = ("In the Quokka-12 extension cohort, the median overall survival with blinatumomab was 14.2 months "
+            "among the 61 patients who had received one previous salvage treatment.")
+
+
+def test_pdf_upload_cites_the_highlighted_page(page, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    """A generated two-column PDF: uploaded, asked about, [1] opens its page with the cited words lit."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pdfgen import two_column_paper
+    from test_pdf import _page_chars, _squash
+
+    _wait_ready(page)
+    paper = two_column_paper(workdir / "quokka two column.pdf", extra=PDF_FACT)
+    report = _upload(page, [paper.path])
+    assert "quokka_two_column.pdf" in report and "Not added" not in report, report
+    bubble = _ask(page, "What was the median overall survival in the Quokka-12 extension cohort?")
+    assert "14.2" in bubble.inner_text(), bubble.inner_text()
+    link = bubble.locator(".cq-text a.cq-cite").first
+    mark = _open_citation(page, link)
+    assert mark["doc"] == "quokka_two_column.pdf", mark
+    assert "14.2 months" in mark["text"]
+    page.wait_for_selector("#cq-evidence-panel #cq-pdf-mark", timeout=30_000)
+    page.wait_for_function("() => { const i = document.querySelector('#cq-evidence-panel .cq-pdf-img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+    page.wait_for_timeout(500)  # the page pane scrolls the first box into view
+    geo = page.evaluate(
+        """() => { const p = document.querySelector('#cq-evidence-panel');
+                   const img = p.querySelector('.cq-pdf-img'), pane = p.querySelector('.cq-pdf-scroll');
+                   const box = p.querySelector('#cq-pdf-mark');
+                   const r = (e) => { const b = e.getBoundingClientRect();
+                                      return {x: b.left, y: b.top, w: b.width, h: b.height}; };
+                   return {img: r(img), pane: r(pane), box: r(box),
+                           page: +img.closest('.cq-pdf-page').dataset.page,
+                           loc: p.querySelector('.cq-ev-loc').innerText}; }""")
+    assert f"Page {geo['page']} of" in geo["loc"] and "Results" in geo["loc"], geo["loc"]
+    pane, box = geo["pane"], geo["box"]
+    assert pane["y"] - 1 <= box["y"] and box["y"] + box["h"] <= pane["y"] + pane["h"] + 1, "box not in view"
+    # Where pdfium (not the app) puts the cited words on that page, the screenshot must be lit.
+    import io
+
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    uploaded = workdir / "uploads" / "quokka_two_column.pdf"
+    chars = _page_chars(uploaded, geo["page"] - 1)
+    width_pt = pdfium.PdfDocument(str(uploaded))[geo["page"] - 1].get_size()[0]
+    flat = "".join(_squash(c) for c, _x, _y in chars)
+    at = flat.find(_squash(mark["text"]))
+    assert at >= 0, "the cited words are not on the page shown"
+    cited = chars[at : at + len(_squash(mark["text"]))]
+    shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    s = geo["img"]["w"] / width_pt
+
+    def lit(x: float, y: float) -> bool | None:
+        px, py = geo["img"]["x"] + x * s, geo["img"]["y"] + y * s
+        if not (pane["y"] <= py < pane["y"] + pane["h"]) or not (0 <= px < shot.width and 0 <= py < shot.height):
+            return None
+        r, _g, b = shot.getpixel((int(px), int(py)))
+        return r - b > 60
+
+    seen = [v for _c, x, y in cited if (v := lit(x, y)) is not None]
+    assert len(seen) > 0.8 * len(cited) and sum(seen) >= 0.95 * len(seen), (sum(seen), len(seen), len(cited))
+    around = [v for _c, x, y in chars[max(0, at - 400) : at - 40] + chars[at + len(cited) + 40 : at + len(cited) + 400]
+              if (v := lit(x, y)) is not None]
+    assert around and sum(around) <= 0.05 * len(around), (sum(around), len(around))
+    shot_path = ROOT / "docs" / "pdf_highlight.png"
+    page.locator("#cq-evidence-panel").screenshot(path=str(shot_path))

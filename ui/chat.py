@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from citeqa import Answer, CiteqaError
+from citeqa import Answer, CiteqaError, render_page
 from citeqa.inputs import clean_text
 
 from . import render
@@ -167,7 +168,10 @@ def evidence_html(runtime: Runtime, session: dict[str, Any] | None, key: str) ->
             f"its quote was: “{item.get('quote', '')}”"
         )
     meta = meta_map(runtime).get(item["doc"], {"doc": item["doc"], "title": item.get("title", "")})
+    page_view, page_label = pdf_page_view(runtime, item["doc"], int(item["start"]), int(item["end"]))
     return render.render_evidence(
+        page_view=page_view,
+        page_label=page_label,
         label=label,
         meta=meta,
         section=item.get("section", ""),
@@ -178,6 +182,33 @@ def evidence_html(runtime: Runtime, session: dict[str, Any] | None, key: str) ->
         score=item.get("score") if kind == "p" else None,
         nonce=uuid.uuid4().hex[:8],
     )
+
+
+MAX_PAGES_SHOWN = 2  # a sentence running over a page break shows both pages
+
+
+def pdf_page_view(runtime: Runtime, doc: str, start: int, end: int) -> tuple[str, str]:
+    """For a PDF document, its cited page(s) rendered with the span's boxes, and "Page N of M";
+    ("", "") for other formats or when the span has no boxes."""
+    index = runtime.current()
+    try:
+        pdf = index.pdf_file(doc)
+        boxes = index.citation_boxes(doc, start, end) if pdf is not None else []
+        pm = index.page_map(doc) if boxes else None
+    except (KeyError, CiteqaError):
+        return "", ""
+    if pdf is None or not boxes or pm is None:
+        return "", ""
+    pages = sorted({b.page for b in boxes})[:MAX_PAGES_SHOWN]
+    shown = []
+    for pg in pages:
+        png, _scale = render_page(pdf, pg, boxes)
+        w, h = (float(v) for v in pm.sizes[pg])
+        rel = [(b.x0 / w * 100, b.y0 / h * 100, (b.x1 - b.x0) / w * 100, (b.y1 - b.y0) / h * 100)
+               for b in boxes if b.page == pg]
+        shown.append({"page": pg, "png": base64.b64encode(png).decode("ascii"), "boxes": rel})
+    label = f"Page {pages[0] + 1}" + (f"–{pages[-1] + 1}" if len(pages) > 1 else "") + f" of {pm.n_pages}"
+    return render.render_pdf_pages(shown, pm.n_pages, doc), label
 
 
 # JS run once when the evidence panel mounts: a delegated click handler for every [data-cite] element on
@@ -207,7 +238,19 @@ if (!window.__citeqaCiteListener) {
     window.__citeqaTrigger(key);
   }, true);
 }
+const revealPage = () => {
+  const box = element.querySelector('#cq-pdf-mark');
+  const pane = element.querySelector('.cq-pdf-scroll');
+  if (!box || !pane) return;
+  const img = element.querySelector('.cq-pdf-img');
+  const go = () => {
+    const delta = box.getBoundingClientRect().top - pane.getBoundingClientRect().top;
+    pane.scrollTop += delta - Math.max(24, pane.clientHeight / 3);
+  };
+  if (img && !img.complete) img.addEventListener('load', go, {once: true}); else go();
+};
 const reveal = () => {
+  revealPage();
   const mark = element.querySelector('#cq-mark');
   const box = element.querySelector('.cq-doc');
   if (!mark || !box) return;

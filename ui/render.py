@@ -237,6 +237,27 @@ EVIDENCE_EMPTY = (
 )
 
 
+def render_pdf_pages(pages: Sequence[Mapping[str, Any]], n_pages: int, doc: str) -> str:
+    """Rendered PDF pages with the cited span's boxes: ``pages`` items hold ``page`` (0-based), ``png``
+    (base64, made by the server, no user text), ``boxes`` as (left, top, width, height) in percent of
+    the page. The highlight is drawn into the image; the boxes are also laid over it (``.cq-pdf-box``)
+    so the panel can scroll the first one into view."""
+    parts = ['<div class="cq-pdf" id="cq-pdf"><div class="cq-pdf-scroll" tabindex="0">']
+    for k, pg in enumerate(pages):
+        no = int(pg["page"]) + 1
+        parts.append(f'<div class="cq-pdf-page" data-page="{no}">'
+                     f'<div class="cq-pdf-pno">Page {no} of {int(n_pages)}</div><div class="cq-pdf-wrap">'
+                     f'<img class="cq-pdf-img" alt="{esc(doc)}, page {no}, with the cited passage highlighted" '
+                     f'src="data:image/png;base64,{pg["png"]}">')
+        for j, (x, y, w, h) in enumerate(pg["boxes"]):
+            first = ' id="cq-pdf-mark"' if k == 0 and j == 0 else ""
+            parts.append(f'<div class="cq-pdf-box"{first} style="left:{x:.3f}%;top:{y:.3f}%;'
+                         f'width:{w:.3f}%;height:{h:.3f}%"></div>')
+        parts.append("</div></div>")
+    parts.append("</div></div>")
+    return "".join(parts)
+
+
 def render_evidence(
     *,
     label: str,
@@ -248,6 +269,8 @@ def render_evidence(
     expected_quote: str | None = None,
     score: float | None = None,
     nonce: str = "",
+    page_view: str = "",
+    page_label: str = "",
 ) -> str:
     """Source document with ``doc_text[start:end]`` wrapped in ``<mark id="cq-mark">``.
 
@@ -268,7 +291,8 @@ def render_evidence(
     ]
     if facts:
         head.append(f'<div class="cq-ev-meta">{" · ".join(esc(f) for f in facts)}</div>')
-    loc = [f"Section: <strong>{esc(section)}</strong>"] if section else []
+    loc = [f"<strong>{esc(page_label)}</strong>"] if page_label else []
+    loc += [f"Section: <strong>{esc(section)}</strong>"] if section else []
     loc.append(f"{esc(meta.get('doc', ''))}, characters {start:,}–{end:,}")
     if score is not None:
         loc.append(f"retrieval score {score:.3f}")
@@ -291,6 +315,9 @@ def render_evidence(
         f'\n<span class="cq-omitted">[… {n - hi:,} characters after …]</span>' if hi < n else "",
         "</div>",
     ]
+    if page_view:  # a PDF: the rendered page beside the text view
+        return ("".join(head) + f'<div class="cq-ev-split">{page_view}<div class="cq-ev-text">'
+                + "".join(body) + "</div></div></div>")
     return "".join(head) + "".join(body) + "</div>"
 
 

@@ -11,8 +11,10 @@ from citeqa.types import Answer, Citation
 if TYPE_CHECKING:
     from citeqa.assistant import Assistant
     from citeqa.index import Index, IndexReport
+    from citeqa.pages import render_page
 
-__all__ = ["PROJECT_ROOT", "Answer", "Assistant", "Citation", "CiteqaError", "Index", "IndexReport", "Settings"]
+__all__ = ["PROJECT_ROOT", "Answer", "Assistant", "Citation", "CiteqaError", "Index", "IndexReport", "Settings",
+           "render_page"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +23,10 @@ def __getattr__(name: str) -> Any:
         from citeqa import index
 
         return getattr(index, name)
+    if name == "render_page":  # a PDF page rendered with a citation's boxes highlighted
+        from citeqa.pages import render_page
+
+        return render_page
     if name == "Assistant":
         from citeqa.assistant import Assistant
 

@@ -410,7 +410,7 @@ class Index:
             except IngestError as e:
                 report.errors.append((e.path, e.reason))
                 catalog = {}
-            wanted, unreadable = self._read(src, catalog, report)
+            wanted, unreadable = self._read(src, catalog, report, progress)
             if strict and not prune:
                 refuse_if_nothing_read(src, set(wanted), report.errors, len(old.docs))
             # Without prune, nothing is removed but what ``drop`` names; an unreadable file keeps its
@@ -477,12 +477,14 @@ class Index:
         return embedded
 
     @staticmethod
-    def _read(src: Sources, catalog: dict[str, DocMeta], report: IndexReport
+    def _read(src: Sources, catalog: dict[str, DocMeta], report: IndexReport, progress: Progress | None = None
               ) -> tuple[dict[str, tuple[Path, Loaded, str]], set[str]]:
         """Read every file: ``({name: (path, loaded, content hash)}, names of files that failed)``."""
         wanted: dict[str, tuple[Path, Loaded, str]] = {}
         unreadable: set[str] = set()
-        for f in src.files:
+        for i, f in enumerate(src.files):
+            if progress is not None and f.suffix.lower() == ".pdf":  # a PDF's layout takes a moment: say which
+                progress(i, len(src.files), f"reading {f.name} ({i + 1} of {len(src.files)})")
             try:
                 loaded = load_document(f)
             except IngestError as e:

@@ -248,7 +248,12 @@ class _Writer:
             self.float_para = []
 
     def _open(self) -> bool:
-        return not _ENDS.search(self.para[-1].text.strip()) if self.para else False
+        """The paragraph so far ends mid-sentence (superscript reference numbers after its last word
+        do not count)."""
+        if not self.para:
+            return False
+        tail = [g.ch for g in self.para[-1].items[::-1] if g is not None and not g.sup][:3]
+        return not _ENDS.search("".join(reversed(tail)))
 
     def _continues(self, ln: Line) -> bool:
         t = ln.text.strip()
@@ -306,7 +311,8 @@ class _Writer:
         if CAPTION.match(t):
             return True
         indent = ln.x0 - left > 0.8 * s and ln.x0 - prev.x0 > 0.8 * s
-        short = prev.x1 < right - 2.0 * s and bool(_ENDS.search(prev.text.strip()))
+        tail = "".join(reversed([g.ch for g in prev.items[::-1] if g is not None and not g.sup][:3]))
+        short = prev.x1 < right - 2.0 * s and bool(re.search(r"[.!?]['’”)\]]*$", tail))
         return indent or short
 
     def _heading(self, lines: list[Line]) -> None:

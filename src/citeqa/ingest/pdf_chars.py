@@ -108,8 +108,7 @@ def _embedded_text_filter(page: object, raw: object) -> set[int] | None:
     handle = page.raw  # type: ignore[attr-defined]
     count = raw.FPDFPage_CountObjects(handle)  # type: ignore[attr-defined]
     get_obj = _addr_fn(raw.FPDFPage_GetObject)  # type: ignore[attr-defined]
-    get_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(
-        ctypes.cast(raw.FPDFPageObj_GetType, ctypes.c_void_p).value)  # type: ignore[attr-defined]
+    get_type = _c_fn(raw.FPDFPageObj_GetType, ctypes.c_int, ctypes.c_void_p)  # type: ignore[attr-defined]
     own: set[int] = set()
     forms = False
     for k in range(count):
@@ -122,10 +121,14 @@ def _embedded_text_filter(page: object, raw: object) -> set[int] | None:
     return own if forms and len(own) >= 20 else None
 
 
-def _addr_fn(fn: object) -> Any:
-    """The same C function returning its pointer as a plain int (ctypes.cast per call is slow)."""
-    proto = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
-    return proto(ctypes.cast(fn, ctypes.c_void_p).value)
+def _c_fn(fn: Any, restype: Any, *argtypes: Any) -> Any:
+    """The same C function with plain-int pointer arguments and result (pypdfium2's typed wrappers
+    convert every argument, and a ctypes.cast per call is slow)."""
+    return ctypes.CFUNCTYPE(restype, *argtypes)(ctypes.cast(fn, ctypes.c_void_p).value or 0)
+
+
+def _addr_fn(fn: Any) -> Any:
+    return _c_fn(fn, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
 
 
 def _is_bold(tp: object, i: int, raw: object) -> bool:
@@ -146,8 +149,8 @@ def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: o
     buf = (ctypes.c_float * 4)()  # FS_RECTF: left, top, right, bottom
     addr = ctypes.addressof(buf)
     handle = ctypes.cast(tp.raw, ctypes.c_void_p).value  # type: ignore[attr-defined]
-    get_box = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)(
-        ctypes.cast(raw.FPDFText_GetLooseCharBox, ctypes.c_void_p).value)  # type: ignore[attr-defined]
+    get_box = _c_fn(raw.FPDFText_GetLooseCharBox, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,  # type: ignore[attr-defined]
+                    ctypes.c_void_p)
     angle = raw.FPDFText_GetCharAngle  # type: ignore[attr-defined]
     text_obj = _addr_fn(raw.FPDFText_GetTextObject)  # type: ignore[attr-defined]
     segs: list[Segment] = []
