@@ -150,7 +150,7 @@ class _Words:
 def _assemble(pages: list[list[Segment]], sizes: list[tuple[float, float]], info: dict[str, str]) -> PdfText:
     heights = [h for _w, h in sizes]
     bad = furniture(pages, heights)
-    first_page = "\n".join(s.text for s in pages[0])
+    first_page = "\n".join(s.text for s in sorted(pages[0], key=lambda s: (round(s.y0), s.x0)))
     body = body_size([[s for s in segs if id(s) not in bad] for segs in pages])
     ordered: list[list[Line]] = []  # leaf blocks of lines, in reading order over all pages
     for p, segs in enumerate(pages):

@@ -21,8 +21,9 @@ _BAD_TITLE = re.compile(r"^(untitled|microsoft word|document\d*|title)\b|\.(docx
 _VENUE = re.compile(
     r"^(?P<venue>(?:[A-Z][A-Za-z&.]*\s){0,5}[A-Z][A-Za-z&.]*)[,\s]+(?:\(?(?P<year>(?:19|20)\d{2})\)?[,;\s]+)?"
     r"(?:Vol\.?\s*)?\d{1,4}\b", re.M)
-_YEAR_CUE = re.compile(r"(?:published|accepted|received|©|ª|copyright|posted|publication date)[^\n]{0,60}?"
-                       r"\b((?:19|20)\d{2})\b", re.I)
+# Publication first: a paper received in one year is often published the next.
+_YEAR_CUES = [re.compile(cue + r"[^\n]{0,60}?\b((?:19|20)\d{2})\b", re.I)
+              for cue in (r"(?:published|publication date|posted|©|ª|copyright)", r"accepted", r"received")]
 _CITED_YEAR = re.compile(r"\b((?:19|20)\d{2})\s*[;,]\s*(?:Vol\.?\s*)?\d{1,4}\b")  # "2017;376:836", "2024, 52"
 _ANY_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 
@@ -34,20 +35,38 @@ def _title(pdf: PdfText) -> str:
     return pdf.title
 
 
+_SUBJECT_VENUE = re.compile(r"^\s*([A-Z][\w&.' -]{2,60}?)\s*[,;]\s*(?:doi\b|\d)", re.I)
+_CITED_VENUE = re.compile(r"et al\.,?\s+(?:(?:19|20)\d{2},\s*)?(?P<venue>[A-Z][A-Za-z&.]*(?: [A-Z][A-Za-z&.]*){0,4})"
+                          r",?\s+\d{1,4}\b")
+_PREPRINT = re.compile(r"\b(bioRxiv|medRxiv|arXiv|Research Square|SSRN)\b")
+
+
 def _venue(pdf: PdfText) -> str:
     subject = pdf.info.get("Subject", "")
-    for src in (subject, pdf.first_page):
-        for m in _VENUE.finditer(src):
-            v = m.group("venue").strip(" ,.")
-            words = v.split()
-            if 1 <= len(words) <= 6 and not re.search(r"\b(doi|vol|page|article|open|access|received)\b", v, re.I):
-                return v
-    return ""
+    m = _SUBJECT_VENUE.match(subject)  # "Nature Communications, doi:…", "Cell, 187 (2024) …"
+    if m and len(m.group(1).split()) <= 6:
+        return m.group(1).strip()
+    lines = [ln for ln in pdf.first_page.splitlines() if ln.strip()]
+    edges = "\n".join(lines[:12] + lines[-8:])  # journal heads and feet, not the affiliations
+    for vm in _VENUE.finditer(edges):
+        v = vm.group("venue").strip(" ,.")
+        if vm.group("year") and 1 <= len(v.split()) <= 6 and not re.search(
+                r"\b(doi|vol|page|article|open|access|received)\b", v, re.I):
+            return v
+    cm = _CITED_VENUE.search(edges)  # a foot such as "Reynolds et al., Science 371, eaba6500 (2021)"
+    if cm:
+        return cm.group("venue").strip()
+    pm = _PREPRINT.search(pdf.first_page)
+    return pm.group(1) if pm else ""
 
 
 def _year(pdf: PdfText) -> str:
     subject = pdf.info.get("Subject", "")
-    m = _YEAR_CUE.search(pdf.first_page) or _YEAR_CUE.search(subject) or _CITED_YEAR.search(subject)
+    for cue in _YEAR_CUES:
+        m = cue.search(pdf.first_page) or cue.search(subject)
+        if m:
+            return m.group(1)
+    m = _CITED_YEAR.search(subject)
     if m:
         return m.group(1)
     m = _CITED_YEAR.search(pdf.first_page) or _ANY_YEAR.search(subject) or _ANY_YEAR.search(pdf.first_page)
