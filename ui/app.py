@@ -15,7 +15,6 @@ This module assembles the page and serves it; each tab lives in its own module: 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -76,13 +75,14 @@ def build_app(settings: Settings | None = None, runtime: Runtime | None = None) 
 
         # ---------------------------------------------------------------- page-wide events
         def on_load(pr: dict[str, Any], progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
-            def poll(done: int, total: int, message: str) -> None:
+            # The status line follows start-up (loading the model, building or opening the index) until
+            # the index is ready or has failed; an error is shown there too.
+            while not runtime.settled(0.5):
+                done, total, message = runtime.status
                 progress((done, total) if total else 0.0, desc=message)
-
-            with contextlib.suppress(CiteqaError):  # the status banner shows the error
-                runtime.wait(poll)
+                yield status_html(runtime, pr), gr.skip(), gr.skip(), gr.skip()
             table, dd = library_outputs(runtime)
-            return status_html(runtime, pr), table, dd, gr.skip()
+            yield status_html(runtime, pr), table, dd, gr.skip()
 
         demo.load(
             on_load,

@@ -23,7 +23,7 @@ from citeqa import Answer, CiteqaError, render_page
 from citeqa.inputs import clean_text
 
 from . import render
-from .runtime import Runtime, meta_map, new_session
+from .runtime import LOADING_MODEL, Runtime, meta_map, new_session
 
 log = logging.getLogger("citeqa.ui")
 
@@ -76,7 +76,8 @@ def ask_stream(
     while not runtime.settled(0.5):
         done, total, msg = runtime.status
         frac = f" {done}/{total}" if total else ""
-        note = f"Preparing the document index ({msg}{frac})…"
+        note = (f"{msg} The answer follows as soon as it is ready." if msg == LOADING_MODEL
+                else f"Preparing the document index ({msg}{frac})…")
         session["messages"] = msgs + [_assistant_msg(render.render_streaming(note))]
         yield "", session["messages"], session, skip, skip, skip
     try:

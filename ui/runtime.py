@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # torch/faiss load on first use (in the background), so the p
     from citeqa import Assistant, Index
 
 log = logging.getLogger("citeqa.ui")
+LOADING_MODEL = "Loading the model…"
 
 
 class Runtime:
@@ -53,17 +55,28 @@ class Runtime:
 
     def _open(self) -> None:
         try:
+            # The encoder first: opening a built index takes milliseconds, loading the model seconds (more
+            # the first time, when the ONNX export is made), and building an index needs the model anyway.
+            self.status = (0, 0, LOADING_MODEL)
+            t0 = time.perf_counter()
+            from citeqa.embed import default_embedder
+
+            load = getattr(default_embedder(self.settings), "load", None)
+            if load is not None:
+                load()
+            log.info("model loaded in %.1f s", time.perf_counter() - t0)
             self.status = (0, 0, "Opening the document index…")
             from citeqa import Index
 
             index = Index.open(self.settings, progress=self._progress)
-            # Load the embedder and the answer models now, so the first question does not wait for them.
-            self.status = (0, 0, "Loading the language model…")
+            # The answer models too, so the first question does not wait for them.
+            self.status = (0, 0, "Loading the answer models…")
             from citeqa import Assistant
 
             Assistant(index, self.settings).warm_up()
             self.index = index
             self.status = (1, 1, "Index ready")
+            log.info("ready in %.1f s", time.perf_counter() - t0)
             # Loading checked sizes (and hashes of a small build); hash a large one while serving.
             threading.Thread(target=self._verify, name="citeqa-verify", daemon=True).start()
         except CiteqaError as e:
@@ -213,6 +226,8 @@ def status_html(runtime: Runtime, prefs: dict[str, Any] | None = None) -> str:
         return f'<div class="cq-status cq-status-bad">{render.esc(runtime.error)}</div>'
     if not runtime.ready:
         done, total, msg = runtime.status
+        if msg == LOADING_MODEL:
+            return f'<div class="cq-status">{render.esc(msg)} Questions asked now are answered when it is ready.</div>'
         frac = f" ({done}/{total})" if total else ""
         return f'<div class="cq-status">Preparing the document index: {render.esc(msg)}{frac}</div>'
     docs = runtime.documents()
