@@ -182,9 +182,12 @@ def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: o
             continue
         new = cur is None
         if not new and last is not None:
-            lh = last.y1 - last.y0
-            overlap = min(y1, last.y1) - max(y0, last.y0)
-            if overlap < 0.3 * min(h, lh) or x0 < last.x0 - 0.5 * lh or x0 - last.x1 > 1.1 * max(h, lh):
+            ly0, ly1 = last.y0, last.y1
+            lh = ly1 - ly0
+            # (inline min/max: this runs once per character)
+            overlap = (y1 if y1 < ly1 else ly1) - (y0 if y0 > ly0 else ly0)
+            if (overlap < 0.3 * (h if h < lh else lh) or x0 < last.x0 - 0.5 * lh
+                    or x0 - last.x1 > 1.1 * (h if h > lh else lh)):
                 new = True  # another line, or a jump across a column gap
         if new:
             if cur is not None:

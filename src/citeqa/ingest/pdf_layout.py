@@ -24,46 +24,36 @@ _FOOT_WORDS = re.compile(r"\b(doi|downloaded|licen[cs]e|copyright|preprint|journ
 
 @dataclass
 class Line:
+    """Segments of one line in a block; geometry and text are fixed by ``finish`` (read often)."""
+
     page: int
     segs: list[Segment] = field(default_factory=list)
     block: int = 0  # leaf block number, in reading order
+    x0: float = 0.0
+    y0: float = 0.0
+    x1: float = 0.0
+    y1: float = 0.0
+    size: float = 0.0
+    bold: bool = False
+    text: str = ""
+    items: list[Glyph | None] = field(default_factory=list)
 
-    @property
-    def x0(self) -> float:
-        return min(s.x0 for s in self.segs)
-
-    @property
-    def x1(self) -> float:
-        return max(s.x1 for s in self.segs)
-
-    @property
-    def y0(self) -> float:
-        return min(s.y0 for s in self.segs)
-
-    @property
-    def y1(self) -> float:
-        return max(s.y1 for s in self.segs)
-
-    @property
-    def size(self) -> float:
-        return max(self.segs, key=lambda s: len(s.items)).size
-
-    @property
-    def bold(self) -> bool:
-        return self.segs[0].bold and self.segs[-1].bold_end
-
-    @property
-    def items(self) -> list[Glyph | None]:
-        out: list[Glyph | None] = []
-        for s in self.segs:
-            if out:
-                out.append(None)
-            out.extend(s.items)
-        return out
-
-    @property
-    def text(self) -> str:
-        return " ".join(s.text for s in self.segs)
+    def finish(self) -> Line:
+        segs = self.segs
+        self.x0 = min(s.x0 for s in segs)
+        self.x1 = max(s.x1 for s in segs)
+        self.y0 = min(s.y0 for s in segs)
+        self.y1 = max(s.y1 for s in segs)
+        self.size = max(segs, key=lambda s: len(s.items)).size
+        self.bold = segs[0].bold and segs[-1].bold_end
+        self.text = " ".join(s.text for s in segs)
+        items: list[Glyph | None] = []
+        for s in segs:
+            if items:
+                items.append(None)
+            items.extend(s.items)
+        self.items = items
+        return self
 
 
 def _key(text: str) -> str:
@@ -169,13 +159,13 @@ def block_lines(segs: list[Segment], page: int, block: int) -> list[Line]:
     for s in sorted(segs, key=lambda s: (s.y0 + s.y1) / 2):
         if lines:
             ln = lines[-1]
-            overlap = min(ln.y1, s.y1) - max(ln.y0, s.y0)
-            if overlap > 0.5 * min(ln.y1 - ln.y0, s.y1 - s.y0):
+            ly0, ly1 = min(x.y0 for x in ln.segs), max(x.y1 for x in ln.segs)
+            if min(ly1, s.y1) - max(ly0, s.y0) > 0.5 * min(ly1 - ly0, s.y1 - s.y0):
                 ln.segs.append(s)
                 ln.segs.sort(key=lambda x: x.x0)
                 continue
         lines.append(Line(page, [s], block))
-    return lines
+    return [ln.finish() for ln in lines]
 
 
 _PROSE_WORD = re.compile(r"^[(“‘\"]?[a-z][a-z-]{2,}[,.;:)”’\"]?$")
