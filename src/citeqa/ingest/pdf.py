@@ -270,7 +270,7 @@ class _Writer:
                 k += 1
                 continue
             j = k + 1
-            while (j < len(lines) and self._is_heading(lines[j], lines, j)
+            while (j < len(lines) and self._is_heading(lines[j], lines, j, cont=True)
                    and abs(lines[j].size - lines[k].size) < 0.5 and lines[j].bold == lines[k].bold
                    and not _MAJOR_WORDS.match(lines[j].text.strip())
                    and lines[j].y0 - lines[j - 1].y1 < 0.6 * lines[k].size):
@@ -282,7 +282,8 @@ class _Writer:
             k = j
         return out
 
-    def _is_heading(self, ln: Line, lines: list[Line], k: int) -> bool:
+    def _is_heading(self, ln: Line, lines: list[Line], k: int, cont: bool = False) -> bool:
+        """``cont``: the line would go on a heading begun above (it may start in lower case)."""
         t = ln.text.strip()
         n_words = len(t.split())
         if not t or n_words > 14 or CAPTION.match(t) or len(t) < 3:
@@ -291,7 +292,7 @@ class _Writer:
             return True
         big = ln.size >= 1.12 * self.body
         styled = big or (ln.bold and ln.size >= 0.9 * self.body)
-        if not styled or not (t[0].isupper() or t[0].isdigit()):
+        if not styled or not (t[0].isupper() or t[0].isdigit() or (cont and t[0].isalpha())):
             return False
         if re.search(r"[.,;:]$", t) and not _NUMBERED.match(t) or t.count(",") >= 2 or "*" in t:
             return False  # a sentence, or an author line
