@@ -213,3 +213,37 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(CiteqaError, match="Cannot reach the database .*citeqa db start"):
         Index.load(Settings(store=f"postgresql://nobody:secret@/nodb?host={tmp_path}"))
+
+
+def test_pdf_pages_are_shared_through_the_database(pg_url: str, tmp_path: Path) -> None:
+    """A PDF's page map and file live in the database: a replica that never saw the file shows a citation
+    on its page exactly as the file backend does."""
+    import numpy as np
+    from tests.pdfgen import two_column_paper
+
+    from citeqa.pages import render_page
+
+    docs = tmp_path / "docs"
+    paper = two_column_paper(small_docs(docs)[0].parent / "two_column_trial.pdf")
+    name = paper.path.name
+    fidx = Index.build([docs], Settings(index_dir=tmp_path / "index"))
+    s = Settings(store=pg_url, index_dir=tmp_path / "unused")
+    Index.build([docs], s)
+    replica = Index.load(s)
+    unit = next(u for u in fidx.units if u.doc == name and u.kind == "chunk" and len(u.text) > 200)
+    sent = unit.sentences[0]
+    boxes = replica.citation_boxes(name, sent.start, sent.end)
+    assert boxes and boxes == fidx.citation_boxes(name, sent.start, sent.end)
+    fpm, ppm = fidx.page_map(name), replica.page_map(name)
+    assert fpm is not None and ppm is not None
+    assert all(np.array_equal(getattr(fpm, a), getattr(ppm, a)) for a in ("page", "frag", "box", "sizes"))
+    pdf = replica.pdf_file(name)
+    assert pdf is not None and pdf.read_bytes() == paper.path.read_bytes()
+    png, _scale = render_page(pdf, boxes[0].page, boxes)
+    assert png.startswith(b"\x89PNG")
+    assert replica.page_map("alpha.txt") is None and replica.pdf_file("alpha.txt") is None
+    # An unchanged PDF is carried into the next generation with its pages (document rows are reused).
+    note(docs / "beta.txt", "Beta cohort study of drug Y.\nThe response rate was 44% among 90 participants.")
+    later = Index.build([docs], s)
+    assert later.last_report is not None and name in later.last_report.unchanged
+    assert Index.load(s).citation_boxes(name, sent.start, sent.end) == boxes

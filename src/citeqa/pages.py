@@ -65,6 +65,20 @@ class PageMap:
         with open(path, "wb") as f:
             np.savez_compressed(f, page=self.page, frag=self.frag, box=self.box, sizes=self.sizes)
 
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` file's bytes (the PostgreSQL backend keeps them in ``cq_pages``)."""
+        buf = io.BytesIO()
+        np.savez_compressed(buf, page=self.page, frag=self.frag, box=self.box, sizes=self.sizes)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PageMap:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            pm = cls(z["page"], z["frag"], z["box"], z["sizes"])
+        if not (len(pm.page) == len(pm.frag) == len(pm.box)) or pm.box.shape[1:] != (4,):
+            raise ValueError("page map arrays disagree")
+        return pm
+
     @classmethod
     def load(cls, path: Path) -> PageMap:
         with np.load(path, allow_pickle=False) as z:

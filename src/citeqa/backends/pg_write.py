@@ -62,6 +62,9 @@ def write_generation(pool: Pool, settings: Settings, old: Snapshot, reuse: Seque
                 (shape, name, records[name].content_hash, Jsonb(dataclasses.asdict(pd.meta)), Jsonb(rec),
                  pd.text, len(pd.units))).fetchone()
             new_ids[name] = int(doc_id)
+            if pd.pages is not None:  # a PDF: its page map and file, for the evidence panel's page view
+                conn.execute("INSERT INTO cq_pages (doc_id, page_map, pdf) VALUES (%s, %s, %s)",
+                             (doc_id, pd.pages.to_bytes(), pd.pdf))
             from citeqa import store
 
             with conn.cursor() as cur, cur.copy(

@@ -10,6 +10,9 @@ at that moment, embed only new or changed files, and write the new generation in
 
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +21,9 @@ import numpy as np
 
 from citeqa.config import Settings
 from citeqa.embed import Embedder
-from citeqa.errors import IndexMissing
+from citeqa.errors import IndexDamaged, IndexMissing
 from citeqa.index import Index, Progress
+from citeqa.pages import PageMap
 from citeqa.snapshot import DocRecord, Snapshot, embed_new, empty_snapshot
 from citeqa.sources import Sources
 from citeqa.types import ParsedDoc
@@ -105,6 +109,42 @@ class PgIndex(Index):
         if doc not in ids:
             raise KeyError(doc)
         return self._gen.text(ids[doc])
+
+    def _pages_row(self, doc: str, column: str) -> bytes | None:
+        ids: dict[str, int] = self._snap.derived.get("doc_ids", {})
+        if doc not in ids:
+            return None
+        with self.pool.connection() as conn:
+            row = conn.execute(f"SELECT {column} FROM cq_pages WHERE doc_id = %s", (ids[doc],)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def pdf_file(self, doc: str) -> Path | None:
+        """The indexed PDF, copied once from the database into a content-addressed file of this machine
+        (the page renderer reads a file; any replica gets the same bytes)."""
+        if doc not in self._snap.docs:
+            return None
+        f = Path(tempfile.gettempdir()) / "citeqa-pg-pdf" / f"{self._snap.docs[doc].content_hash}.pdf"
+        if f.is_file():
+            return f
+        data = self._pages_row(doc, "pdf")
+        if data is None:
+            return None
+        f.parent.mkdir(parents=True, exist_ok=True)
+        part = f.with_name(f"{f.name}.{os.getpid()}.{threading.get_ident()}")
+        part.write_bytes(data)
+        os.replace(part, f)  # concurrent writers of the same content: the last rename wins, same bytes
+        return f
+
+    def page_map(self, doc: str) -> PageMap | None:
+        """Where each character of a PDF document's stored text sits on its pages (None: not a PDF)."""
+        maps: dict[str, PageMap | None] = self._snap.derived.setdefault("page_maps", {})
+        if doc not in maps:
+            data = self._pages_row(doc, "page_map")
+            try:
+                maps[doc] = None if data is None else PageMap.from_bytes(data)
+            except (OSError, ValueError) as e:
+                raise IndexDamaged(masked(self.settings.store), f"page map of {doc}: {e}") from e
+        return maps[doc]
 
     def search_dense(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
         if not len(self._snap.units):

@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS cq_units (
 -- The HNSW index (vector_ip_ops) is created once a generation passes ann_threshold units
 -- (citeqa.backends.pg_write.ensure_ann_index): below it search is exact, as in the file backend.
 
+-- PDFs: where each stored character sits on its pages (citeqa.pages.PageMap as .npz bytes) and the file
+-- itself, so every replica can show a citation on its rendered page. Immutable like the document row.
+CREATE TABLE IF NOT EXISTS cq_pages (
+    doc_id   bigint PRIMARY KEY REFERENCES cq_documents (id) ON DELETE CASCADE,
+    page_map bytea  NOT NULL,
+    pdf      bytea  NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS cq_terms (
     id   serial PRIMARY KEY,
     term text NOT NULL UNIQUE
