@@ -92,7 +92,7 @@ def test_two_column_text_reads_in_order_without_furniture(paper: Paper) -> None:
 def test_sections_captions_and_metadata(paper: Paper) -> None:
     pd = parse_document(paper.path, {}, Settings())
     assert pd.meta.title == paper.title
-    assert pd.meta.doi == "10.1056/NEJMoa1609783" and pd.meta.year == "2017"
+    assert pd.meta.doi == "10.1056/NEJMoa1609783" and pd.meta.year == "2017" and pd.meta.venue == "N Engl J Med"
     assert "Kantarjian" in pd.meta.authors
     by_text = {s.text: u.section for u in pd.units for s in u.sentences}
     methods = paper.sections[[h for h, _ in paper.sections].index("Methods")][1][0]

@@ -35,7 +35,7 @@ def _title(pdf: PdfText) -> str:
     return pdf.title
 
 
-_SUBJECT_VENUE = re.compile(r"^\s*([A-Z][\w&.' -]{2,60}?)\s*[,;]\s*(?:doi\b|\d)", re.I)
+_SUBJECT_VENUE = re.compile(r"^\s*([A-Z][\w&.' -]{2,60}?)[,\s]*(?:\(?(?:19|20)\d{2}\)?)?\s*[,;]\s*(?:doi\b|\d)", re.I)
 _CITED_VENUE = re.compile(r"et al\.,?\s+(?:(?:19|20)\d{2},\s*)?(?P<venue>[A-Z][A-Za-z&.]*(?: [A-Z][A-Za-z&.]*){0,4})"
                           r",?\s+\d{1,4}\b")
 _PREPRINT = re.compile(r"\b(bioRxiv|medRxiv|arXiv|Research Square|SSRN)\b")
