@@ -50,9 +50,9 @@ class Settings(BaseSettings):
         "apart.",
     )
     sentence_vectors: Literal["separate", "pooled"] = Field(
-        "separate", description="Vectors of a chunk's sentences: 'separate' (each sentence encoded on its "
-        "own) or 'pooled' (token embeddings of the chunk's forward pass averaged over each sentence: no "
-        "second pass, but vectors the answer models were not trained on).",
+        "pooled", description="Vectors of a chunk's sentences: 'pooled' (the chunk's token embeddings averaged "
+        "over each sentence's span: one forward pass per chunk; sentences past the 256-token window are encoded "
+        "alone) or 'separate' (every sentence encoded again on its own, as indexes built before this setting).",
     )
 
     # --- index runtime
