@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from citeqa.ingest.pdf_chars import Glyph, Segment
 
-BAND = 0.11  # top and bottom share of the page where running heads, feet and page numbers live
+BAND = 0.12  # top and bottom share of the page where running heads, feet and page numbers live
 _PAGE_NO = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$", re.I)
 _FOOT_WORDS = re.compile(r"\b(doi|downloaded|licen[cs]e|copyright|preprint|journal|vol\.?|issue|pp\.|https?://|"
                          r"www\.|et al\.?|published by|the authors?|open access|creative commons|"
