@@ -14,6 +14,14 @@ CAPTION = ("Figure 1. Overall survival in the intention-to-treat population: Kap
            "the blinatumomab group and the chemotherapy group.")
 
 
+TABLE_CAPTION = "Table 1. Adverse events of grade 3 or higher."
+TABLE_ROWS = [["Event", "Blinatumomab (N=267)", "Chemotherapy (N=109)"],
+              ["Neutropenia", "101 (37.8)", "63 (57.8)"],
+              ["Infection", "91 (34.1)", "57 (52.3)"],
+              ["Anemia", "52 (19.5)", "46 (42.2)"],
+              ["Thrombocytopenia", "47 (17.6)", "46 (42.2)"]]
+
+
 @dataclass(frozen=True)
 class Paper:
     path: Path
@@ -47,12 +55,21 @@ def _seed_sections(max_paras: int) -> tuple[str, list[tuple[str, list[str]]]]:
     return title, [(h, ps) for h, ps in sections if ps]
 
 
-def two_column_paper(path: Path, max_paras: int = 14, extra: str = "") -> Paper:
+def two_column_paper(path: Path, max_paras: int = 14, extra: str = "", table: bool = True) -> Paper:
     """Write a two-column PDF of the seed trial article's first paragraphs to ``path``; ``extra`` is a
     paragraph added at the start of the results (a fact only this PDF states, for end-to-end tests)."""
     from reportlab.lib.pagesizes import letter
     from reportlab.lib.styles import ParagraphStyle
-    from reportlab.platypus import BaseDocTemplate, Frame, FrameBreak, PageTemplate, Paragraph, Spacer
+    from reportlab.platypus import (
+        BaseDocTemplate,
+        Frame,
+        FrameBreak,
+        PageTemplate,
+        Paragraph,
+        Spacer,
+        Table,
+        TableStyle,
+    )
 
     title, sections = _seed_sections(max_paras)
     if extra:
@@ -108,6 +125,15 @@ def two_column_paper(path: Path, max_paras: int = 14, extra: str = "") -> Paper:
             if k == 3:
                 story.append(Spacer(1, 4))
                 story.append(Paragraph(CAPTION, cap))
+            if k == 5 and table:
+                story.append(Spacer(1, 6))
+                story.append(Paragraph(TABLE_CAPTION, cap))
+                grid = Table(TABLE_ROWS, hAlign="LEFT")
+                grid.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
+                                          ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
+                                          ("LINEBELOW", (0, 0), (-1, 0), 0.5, "black")]))
+                story.append(grid)
+                story.append(Spacer(1, 6))
     doc.build(story)
     return Paper(path, title, sections, cited)
 

@@ -18,7 +18,7 @@ from citeqa.ingest import parse_document
 from citeqa.ingest.loaders import load_document
 from citeqa.pages import Box, render_page
 from conftest import PROJECT_ROOT, HashEmbedder
-from pdfgen import CAPTION, FOOT, HEAD, Paper, encrypted_pdf, scanned_pdf, two_column_paper
+from pdfgen import CAPTION, FOOT, HEAD, TABLE_ROWS, Paper, encrypted_pdf, scanned_pdf, two_column_paper
 
 SHARED_PDFS = PROJECT_ROOT.parent / "shared" / "pdfs"
 
@@ -101,6 +101,12 @@ def test_sections_captions_and_metadata(paper: Paper) -> None:
     caps = [u for u in pd.units if u.text.startswith("Figure 1.")]
     assert len(caps) == 1 and caps[0].section.endswith("Figure 1"), [u.section for u in caps]
     assert " ".join(caps[0].text.split()) == CAPTION
+    # The table under "Table 1." becomes row units with their column headers, as text tables do.
+    rows = {u.cells[0][1]: u for u in pd.units if u.kind == "row" and u.cells}
+    first = TABLE_ROWS[1]
+    assert rows[first[1]].cells == ((TABLE_ROWS[0][1], first[1]), (TABLE_ROWS[0][2], first[2]))
+    assert rows[first[1]].table.startswith("Table 1. Adverse events") and first[0] in rows[first[1]].text
+    assert len(rows) == len(TABLE_ROWS) - 1
 
 
 def test_every_sentence_box_holds_exactly_its_quote(paper: Paper) -> None:

@@ -153,18 +153,25 @@ def _assemble(pages: list[list[Segment]], sizes: list[tuple[float, float]], info
     first_page = "\n".join(s.text for s in sorted(pages[0], key=lambda s: (round(s.y0), s.x0)))
     body = body_size([[s for s in segs if id(s) not in bad] for segs in pages])
     ordered: list[list[Line]] = []  # leaf blocks of lines, in reading order over all pages
+    tables: set[int] = set()  # which of them are tables
     for p, segs in enumerate(pages):
         keep = [s for s in segs if id(s) not in bad]
-        for blk in reading_order(keep, body) if keep else []:
+        for blk, is_table in reading_order(keep, body) if keep else []:
             lines = block_lines(blk, p, len(ordered))
-            if not is_figure_text(lines, body):
+            if is_table:
+                tables.add(len(ordered))
+                ordered.append(lines)
+            elif not is_figure_text(lines, body):
                 ordered.append(lines)
     words = _Words([ln for blk in ordered for ln in blk])
     out = _Out()
     title = _title(ordered, body)
     w = _Writer(out, words, body)
-    for lines_ in ordered:
-        w.block(lines_, title)
+    for k, lines_ in enumerate(ordered):
+        if k in tables:
+            w.table(lines_)
+        else:
+            w.block(lines_, title)
     w.close()
     text = "".join(out.parts)
     pm = PageMap(
@@ -246,6 +253,34 @@ class _Writer:
         if floating and self.float_para:
             self.floats.append(self.float_para)
             self.float_para = []
+
+    def table(self, lines: list[Line]) -> None:
+        """A table as tab-separated rows, one a line (the plain-text table parser makes them row units);
+        a caption heading the block, or read just before it, goes first as the table's caption line."""
+        out = self.out
+        if self.para and re.match(r"(?:supplementary\s+)?table\s*S?\d+", self.para[0].text.strip(), re.I):
+            caption, self.para = self.para, []
+            self._close()
+            self._write_lines(caption)
+            out.plain("\t\n")
+            lines = [ln for k, ln in enumerate(lines) if not (k == 0 and CAPTION.match(ln.text))]
+        else:
+            self._close()
+        for k, ln in enumerate(lines):
+            cells = ln.segs
+            if k == 0 and len(cells) == 1 and CAPTION.match(ln.text):
+                out.frag_no += 1
+                self._write_items(ln.items, ln.page)
+                out.plain("\t\n")
+                continue
+            for j, seg in enumerate(cells):
+                if j:
+                    out.plain("\t")
+                out.frag_no += 1  # one box per cell
+                self._write_items(seg.items, ln.page)
+            # A trailing tab keeps a one-cell row (a group label) inside the table.
+            out.plain("\t\n" if len(cells) == 1 else "\n")
+        out.plain("\n")
 
     def _open(self) -> bool:
         """The paragraph so far ends mid-sentence (superscript reference numbers after its last word

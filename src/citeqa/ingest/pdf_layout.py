@@ -98,11 +98,54 @@ def body_size(pages: list[list[Segment]]) -> float:
 # --- reading order -----------------------------------------------------------------------------------
 
 
-def reading_order(segs: list[Segment], body: float) -> list[list[Segment]]:
-    """Leaf blocks of a page in reading order."""
+_TABLE_CAPTION = re.compile(r"^(?:supplementary\s+)?table\s*S?\d+", re.I)
+
+
+def reading_order(segs: list[Segment], body: float) -> list[tuple[list[Segment], bool]]:
+    """Leaf blocks of a page in reading order, each with whether it is a table."""
     out: list[list[Segment]] = []
-    _xycut(segs, body, out, 0)
-    return out
+    tables: set[int] = set()
+    captions = [s for s in segs if _TABLE_CAPTION.match(s.text)]
+    _xycut(segs, body, out, 0, captions, tables)
+    return [(blk, i in tables) for i, blk in enumerate(out)]
+
+
+def _rows(segs: list[Segment]) -> list[list[Segment]]:
+    rows: list[list[Segment]] = []
+    for s in sorted(segs, key=lambda s: (s.y0 + s.y1) / 2):
+        if rows:
+            r = rows[-1]
+            ry0, ry1 = min(x.y0 for x in r), max(x.y1 for x in r)
+            if min(ry1, s.y1) - max(ry0, s.y0) > 0.5 * min(ry1 - ry0, s.y1 - s.y0):
+                r.append(s)
+                continue
+        rows.append([s])
+    return rows
+
+
+def _is_table(segs: list[Segment], body: float, captions: list[Segment]) -> bool:
+    """A grid of short cells right under a "Table N" caption (the caption may be its first row)."""
+    if len(segs) < 6:
+        return False
+    rows = _rows(segs)
+    if rows and len(rows[0]) == 1 and _TABLE_CAPTION.match(rows[0][0].text):
+        rows = rows[1:]
+    cells = [s for r in rows for s in r]
+    if len(rows) < 3 or sum(len(r) >= 2 for r in rows) < 0.6 * len(rows):
+        return False
+    words = sorted(len(s.text.split()) for s in cells)
+    if words[len(words) // 2] > 5 or max(words) > 14:
+        return False
+    # Beside a column of running text (a table in one column of a two-column page) it is not one
+    # region: the XY-cut separates them first.
+    for c in _gaps([(s.x0, s.x1) for s in cells], max(0.9 * body, 6.0)):
+        for side in ([s for s in cells if s.x1 <= c], [s for s in cells if s.x0 >= c]):
+            ws = sorted(len(s.text.split()) for s in side)
+            if ws and ws[len(ws) // 2] > 6:
+                return False
+    top = min(s.y0 for s in segs)
+    x0, x1 = min(s.x0 for s in segs), max(s.x1 for s in segs)
+    return any(c.y0 <= top + 1 and top - c.y1 < 4 * body and c.x0 < x1 and c.x1 > x0 for c in captions)
 
 
 def _gaps(spans: list[tuple[float, float]], min_gap: float) -> list[float]:
@@ -117,10 +160,15 @@ def _gaps(spans: list[tuple[float, float]], min_gap: float) -> list[float]:
     return cuts
 
 
-def _xycut(segs: list[Segment], body: float, out: list[list[Segment]], depth: int) -> None:
+def _xycut(segs: list[Segment], body: float, out: list[list[Segment]], depth: int,
+           captions: list[Segment], tables: set[int]) -> None:
     if len(segs) <= 1 or depth > 40:
         if segs:
             out.append(segs)
+        return
+    if captions and _is_table(segs, body, captions):  # kept whole: its columns are not a page's
+        tables.add(len(out))
+        out.append(segs)
         return
     top, bottom = min(s.y0 for s in segs), max(s.y1 for s in segs)
     # A column gutter: free vertical strip with text on both sides over most of the region's height.
@@ -136,19 +184,19 @@ def _xycut(segs: list[Segment], body: float, out: list[list[Segment]], depth: in
             best = c
             break
     if best is not None:
-        _xycut([s for s in segs if s.x1 <= best], body, out, depth + 1)
-        _xycut([s for s in segs if s.x0 >= best], body, out, depth + 1)
+        _xycut([s for s in segs if s.x1 <= best], body, out, depth + 1, captions, tables)
+        _xycut([s for s in segs if s.x0 >= best], body, out, depth + 1, captions, tables)
         return
     hcuts = _gaps([(s.y0, s.y1) for s in segs], max(0.8 * body, 5.0))
     if hcuts:
         edges = [float("-inf"), *hcuts, float("inf")]
         for a, b in zip(edges, edges[1:], strict=False):
-            _xycut([s for s in segs if a <= (s.y0 + s.y1) / 2 < b], body, out, depth + 1)
+            _xycut([s for s in segs if a <= (s.y0 + s.y1) / 2 < b], body, out, depth + 1, captions, tables)
         return
     if vcuts:
         c = vcuts[0]
-        _xycut([s for s in segs if s.x1 <= c], body, out, depth + 1)
-        _xycut([s for s in segs if s.x1 > c], body, out, depth + 1)
+        _xycut([s for s in segs if s.x1 <= c], body, out, depth + 1, captions, tables)
+        _xycut([s for s in segs if s.x1 > c], body, out, depth + 1, captions, tables)
         return
     out.append(segs)
 
