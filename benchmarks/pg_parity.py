@@ -56,7 +56,7 @@ def questions(files: Sequence[tuple[str, Path]]) -> list[tuple[str, dict[str, An
         if not path.is_file():
             print(f"note: {path} missing; set {name} skipped", file=sys.stderr)
             continue
-        out += [(name, json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        out += [(name, json.loads(line)) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     return out
 
 
