@@ -247,3 +247,27 @@ def test_pdf_pages_are_shared_through_the_database(pg_url: str, tmp_path: Path) 
     later = Index.build([docs], s)
     assert later.last_report is not None and name in later.last_report.unchanged
     assert Index.load(s).citation_boxes(name, sent.start, sent.end) == boxes
+
+
+def test_pruned_bm25_scores_candidates_exactly(pg_seeds: tuple[Index, Settings],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the posting budget the rare terms pick candidates (as the file backend prunes): every unit
+    returned carries its exact BM25 score, and the best unit holding the rarest term is found."""
+    from citeqa.backends import pg_read
+
+    idx = Index.load(pg_seeds[1])
+    gen = idx.snap.derived["pg"]
+    for q in QUESTIONS[:4]:
+        tids = idx.term_ids(q)
+        exact = dict(gen.bm25(tids, 400))
+        monkeypatch.setattr(pg_read, "_FULL_SCORING_POSTINGS", 0)
+        monkeypatch.setattr(pg_read, "_CANDIDATE_POSTINGS", 1)
+        monkeypatch.setattr(pg_read, "_CANDIDATES", 20)
+        pruned = gen.bm25(tids, 10)
+        monkeypatch.undo()
+        assert pruned, q
+        for uid, score in pruned:
+            assert score == pytest.approx(exact[uid], rel=1e-5), (q, uid)
+        rarest = min(set(tids), key=lambda t: (gen.df([t])[t], t))
+        holders = [u for u in exact if rarest in set(gen.row(u).terms.tolist())]
+        assert max(holders, key=lambda u: exact[u]) in dict(pruned) or len(holders) > 20, q

@@ -27,6 +27,10 @@ from citeqa.types import Unit
 from .pg_db import DIM, Pool, masked, vec_literal
 
 _ROW_CACHE = 8192  # decoded units with their vectors (~6 KB each)
+# BM25 pruning, as the file backend's (citeqa.bm25): above this many postings the rare terms pick candidates
+_FULL_SCORING_POSTINGS = 200_000
+_CANDIDATE_POSTINGS = 20_000  # postings of the rare terms that pick them (at least the rarest term's)
+_CANDIDATES = 2_000  # best units by the rare terms that get the common terms' weights
 
 
 @dataclass(frozen=True)
@@ -160,25 +164,54 @@ class Generation:
         return {t: self._df[t] for t in tids}
 
     def bm25(self, term_ids: Sequence[int], k: int) -> list[tuple[int, float]]:
-        """Top-k units by BM25 (Lucene's formula, as the file backend; a repeated term counts again)."""
+        """Top-k units by BM25 (Lucene's formula, as the file backend; a repeated term counts again).
+
+        Exact while the question's terms hold at most ``_FULL_SCORING_POSTINGS`` postings (every library
+        of up to ~100k units); above that the rarest terms (``_CANDIDATE_POSTINGS`` postings, at least the
+        rarest term's) pick the ``_CANDIDATES`` best units and only those get the common terms' weights,
+        as the file backend's pruning does: scanning every posting of words most units hold took seconds
+        at 250k units (benchmarks/pg_scale.py)."""
         dfs = self.df(list(term_ids))
         mult = Counter(t for t in term_ids if dfs.get(t, 0) > 0)
         if not mult or k <= 0:
             return []
         n = self.n_units
-        tids = sorted(mult)
+        by_rarity = sorted(mult, key=lambda t: (dfs[t], t))
         # idf in float32 exactly as the file backend computes it
-        idf = np.log(1 + (n - np.asarray([dfs[t] for t in tids], np.float64) + 0.5)
-                     / (np.asarray([dfs[t] for t in tids], np.float64) + 0.5)).astype(np.float32)
-        w = [float(i) * mult[t] for i, t in zip(idf, tids, strict=True)]
+        idf = {t: float(np.float32(np.log(1 + (n - dfs[t] + 0.5) / (dfs[t] + 0.5)))) for t in by_rarity}
+        w = {t: idf[t] * mult[t] for t in by_rarity}
+        rare: list[int] = []
+        seen = 0
+        if sum(dfs[t] for t in by_rarity) > _FULL_SCORING_POSTINGS:
+            for t in by_rarity:
+                if rare and seen + dfs[t] > _CANDIDATE_POSTINGS:
+                    break
+                rare.append(t)
+                seen += dfs[t]
+        common = by_rarity[len(rare):] if rare else []
+        weight = "q.w * p.tf / (%(k1)s * (%(b1)s + %(b)s * p.dl / %(avgdl)s) + p.tf)"
+        args: dict[str, object] = {"k1": K1, "b1": 1 - B, "b": B, "avgdl": self.avgdl, "gen": self.id, "lim": k + 16}
+        if not common:  # every posting of every term
+            args |= {"ids": by_rarity, "ws": [w[t] for t in by_rarity]}
+            sql = ("SELECT p.doc_id, p.ord, sum(" + weight + ") AS score "
+                   "FROM unnest(%(ids)s::int[], %(ws)s::float8[]) AS q(term_id, w) "
+                   "JOIN cq_postings p ON p.term_id = q.term_id "
+                   "JOIN cq_generation_docs g ON g.doc_id = p.doc_id AND g.gen_id = %(gen)s "
+                   "GROUP BY p.doc_id, p.ord ORDER BY score DESC LIMIT %(lim)s")
+        else:
+            args |= {"rids": rare, "rws": [w[t] for t in rare], "cids": common, "cws": [w[t] for t in common],
+                     "cands": max(_CANDIDATES, k + 16)}
+            sql = ("WITH r AS (SELECT p.doc_id, p.ord, sum(" + weight + ") AS s "
+                   "FROM unnest(%(rids)s::int[], %(rws)s::float8[]) AS q(term_id, w) "
+                   "JOIN cq_postings p ON p.term_id = q.term_id "
+                   "JOIN cq_generation_docs g ON g.doc_id = p.doc_id AND g.gen_id = %(gen)s "
+                   "GROUP BY p.doc_id, p.ord ORDER BY s DESC LIMIT %(cands)s) "
+                   "SELECT r.doc_id, r.ord, r.s + coalesce(sum(" + weight + "), 0) AS score "
+                   "FROM r CROSS JOIN unnest(%(cids)s::int[], %(cws)s::float8[]) AS q(term_id, w) "
+                   "LEFT JOIN cq_postings p ON p.term_id = q.term_id AND p.doc_id = r.doc_id AND p.ord = r.ord "
+                   "GROUP BY r.doc_id, r.ord, r.s ORDER BY score DESC LIMIT %(lim)s")
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT p.doc_id, p.ord, sum(q.w * p.tf / (%s * (%s + %s * p.dl / %s) + p.tf)) AS score "
-                "FROM unnest(%s::int[], %s::float8[]) AS q(term_id, w) "
-                "JOIN cq_postings p ON p.term_id = q.term_id "
-                "JOIN cq_generation_docs g ON g.doc_id = p.doc_id AND g.gen_id = %s "
-                "GROUP BY p.doc_id, p.ord ORDER BY score DESC LIMIT %s",
-                (K1, 1 - B, B, self.avgdl, tids, w, self.id, k + 16)).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         hits = [(u, float(s)) for d, o, s in rows if (u := self.uid(d, o)) is not None and s > 0]
         hits.sort(key=lambda x: (-np.float32(x[1]), x[0]))  # ties by unit id, as the file backend
         return hits[:k]
