@@ -208,8 +208,11 @@ def embed_new(settings: Settings, get_embedder: Callable[[], Embedder], parsed: 
                      for u, v in zip(new_units, by_unit, strict=True) if has_sentence_vectors(u)]
         svecs = np.concatenate(sent_rows) if sent_rows else np.zeros((0, dim), np.float32)
     else:
+        # An embedder that cannot pool (or "separate" mode) encodes every sentence again: count them.
+        sentences = [s.text for u in multi for s in u.sentences]
+        total = len(texts) + len(sentences)
         vecs = embedder.encode(texts, settings.embed_batch_size, tick)
-        svecs = embedder.encode([s.text for u in multi for s in u.sentences], settings.embed_batch_size, tick)
+        svecs = embedder.encode(sentences, settings.embed_batch_size, tick)
     if progress:
         progress(total, total, "indexing")
     return vecs.astype(np.float16), svecs.astype(np.float16), total, dim
