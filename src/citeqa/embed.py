@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from citeqa.encoder import torch_threads
 
 if TYPE_CHECKING:
     from citeqa.config import Settings
@@ -55,7 +56,7 @@ class MiniLMEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for a in range(0, len(order), batch_size):
             idx = order[a : a + batch_size]
-            with self._lock, _threads(1 if len(idx) <= _SMALL_BATCH else 0):
+            with self._lock, torch_threads(1 if len(idx) <= _SMALL_BATCH else 0):
                 vecs = self.model.encode(
                     [texts[i] for i in idx], batch_size=batch_size, normalize_embeddings=True,
                     convert_to_numpy=True, show_progress_bar=False,
@@ -69,22 +70,6 @@ class MiniLMEmbedder:
 # A question is one short text: a second OpenMP thread saves little on it, and when other processes
 # hold the cores it waits for a descheduled partner at every operator (10x slower p50 on a busy machine).
 _SMALL_BATCH = 8
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Run torch with ``n`` threads inside the block (0: leave as is). Callers hold the encoder lock."""
-    if n <= 0:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def default_embedder(settings: Settings | None = None) -> Embedder:

@@ -179,14 +179,15 @@ class _TorchForward:
             from transformers import AutoModel
 
             self._model = AutoModel.from_pretrained(str(model_dir())).eval()
-        with torch.inference_mode(), _torch_threads(threads):
+        with torch.inference_mode(), torch_threads(threads):
             out = self._model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                               token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
         return np.asarray(out.last_hidden_state.float().numpy())
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch with ``n`` threads inside the block (0: leave as is). Callers hold the encoder lock."""
     if n <= 0:
         yield
         return
