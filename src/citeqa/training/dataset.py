@@ -4,7 +4,7 @@ For every labelled question of a corpus, the real chain runs up to evidence scor
 retrieve → candidates → features); each candidate sentence/row is labelled 1 when its span overlaps a
 gold evidence span. Questions, candidates and features are cached under ``runs/training/<corpus>``.
 
-    python -m citeqa.training.dataset [--corpus seeds covidqa pubmedqa]
+    python -m citeqa.training.dataset [--corpus seeds covidqa pubmedqa papers]
 
 Each corpus needs its own index (``CITEQA_INDEX_DIR``); ``corpora()`` says where, and builds it when
 missing (tens of minutes for the external packs on two cores).
@@ -51,6 +51,10 @@ def corpora(index_root: Path | None = None) -> list[Corpus]:
                root / "covidqa"),
         Corpus("pubmedqa", ext / "pubmedqa-dev" / "docs", (("pubmedqa", ext / "pubmedqa-dev" / "questions.jsonl"),),
                root / "pubmedqa"),
+        # Research papers as PDFs, with questions the project wrote (evals/README-papers.md): the only
+        # corpus besides the seeds with table-row answers and near-topic unanswerable questions.
+        Corpus("papers", SHARED / "pdfs", (("papers", PROJECT_ROOT / "evals" / "papers_questions.jsonl"),),
+               root / "papers"),
     ]
 
 
@@ -172,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     for corpus in corpora(args.index_root):
         if args.corpus and corpus.name not in args.corpus:
             continue
-        if not all(p.exists() for _, p in corpus.question_files):
-            print(f"[dataset] {corpus.name}: question files missing, skipped", file=sys.stderr)
+        if not all(p.exists() for _, p in corpus.question_files) or not corpus.docs_dir.is_dir():
+            print(f"[dataset] {corpus.name}: question files or {corpus.docs_dir} missing, skipped", file=sys.stderr)
             continue
         data = build(corpus)
         save(corpus.name, data)

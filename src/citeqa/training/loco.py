@@ -40,6 +40,17 @@ def _pack_questions(corpus: dataset.Corpus, path: Path, index: Any) -> list[dict
     return out
 
 
+def _scorer_docs(corpus: dataset.Corpus, index: Any, out: Path) -> Path:
+    """Where the scorer reads the documents: the files themselves when they are plain text, else the text
+    the index holds for each (a PDF's extracted text, which citation offsets refer to)."""
+    if all(p.suffix.lower() in (".txt", ".md") for p in corpus.docs_dir.iterdir() if p.is_file()):
+        return corpus.docs_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for d in index.documents():
+        (out / d["doc"]).write_text(index.doc_text(d["doc"]), encoding="utf-8", newline="")
+    return out
+
+
 def evaluate_set(corpus: dataset.Corpus, set_name: str, path: Path, models_dir: Path | None, out: Path
                  ) -> dict[str, Any]:
     from citeqa.assistant import Assistant
@@ -64,7 +75,8 @@ def evaluate_set(corpus: dataset.Corpus, set_name: str, path: Path, models_dir: 
                                 "citations": d["citations"], "passages": d["passages"]}) + "\n")
     scorer = dataset.SHARED / "eval" / "external-dev" / "covidqa-dev" / "score.py"
     mfile = out / f"{set_name}.metrics.json"
-    subprocess.run([sys.executable, str(scorer), str(qfile), str(rfile), str(corpus.docs_dir), "--json", str(mfile),
+    docs_dir = _scorer_docs(corpus, index, out / f"{set_name}.texts")
+    subprocess.run([sys.executable, str(scorer), str(qfile), str(rfile), str(docs_dir), "--json", str(mfile),
                     "--details", str(out / f"{set_name}.details.jsonl")], check=True, capture_output=True)
     m = json.loads(mfile.read_text(encoding="utf-8"))
     row = {k: _value(m.get(k)) for k in METRICS}
