@@ -62,6 +62,36 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def ui_process(env: dict[str, str], log: Path, poll_s: float = 0.1) -> Iterator[str]:
+    """``python -m ui.app`` as a subprocess with ``env``, output in ``log``; yields its URL once the page
+    answers, and stops the process afterwards. Fails the test (with the log's tail) if the app exits or is
+    not up within START_TIMEOUT_S."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ui.app"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{env['CITEQA_PORT']}/"
+    t0 = time.monotonic()
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"UI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    break
+            if time.monotonic() - t0 > START_TIMEOUT_S:
+                pytest.fail(f"UI not up after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+            time.sleep(poll_s)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ui_browser")
@@ -81,31 +111,8 @@ def server(workdir: Path) -> Iterator[str]:
         PYTHONUNBUFFERED="1",
     )
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(ROOT)) if p)
-    log = workdir / "app.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ui.app"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}/"
-    t0 = time.monotonic()
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"UI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    break
-            if time.monotonic() - t0 > START_TIMEOUT_S:
-                pytest.fail(f"UI not up after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with ui_process(env, workdir / "app.log", poll_s=0.2) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

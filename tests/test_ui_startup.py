@@ -9,18 +9,25 @@ a user meets). Run with ``pytest -m browser``; skipped when Chromium or Playwrig
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from test_ui_browser import CHROMIUM, CHROMIUM_ARGS, START_TIMEOUT_S, TOWER_Q, _ask, _free_port, playwright_sync
+from test_ui_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    START_TIMEOUT_S,
+    TOWER_Q,
+    _ask,
+    _free_port,
+    playwright_sync,
+    ui_process,
+)
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,29 +45,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = _free_port()
     env.update(CITEQA_PORT=str(port), CITEQA_HOST="127.0.0.1", CITEQA_ENCODER_CACHE_DIR=str(work / "encoders"))
     log = work / "app.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ui.app"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    t0 = time.monotonic()
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"UI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    break
-            if time.monotonic() - t0 > START_TIMEOUT_S:
-                pytest.fail(f"UI not up after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+    with ui_process(env, log) as url:
         yield url, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
