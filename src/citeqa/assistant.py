@@ -268,9 +268,16 @@ class Assistant:
                     picked.append(s)
         text, cits, sents = comp.compose(self.index, picked, corroborates)
         notes = []
+        def cited(s: ev.Scored) -> int | None:
+            # The citation that holds the sentence: composition may have joined it to the one before
+            # (a sentence cut by a page break), so its span, not its start, is what matches.
+            st = s.cand.sentence.start
+            return next((c.n for c in cits if c.doc == s.cand.unit.doc and c.start <= st < c.end), None)
+
         for a, b, what in found:
-            na = next(c.n for c in cits if (c.doc, c.start) == (a.cand.unit.doc, a.cand.sentence.start))
-            nb = next(c.n for c in cits if (c.doc, c.start) == (b.cand.unit.doc, b.cand.sentence.start))
+            na, nb = cited(a), cited(b)
+            if na is None or nb is None:
+                continue  # composition left one side out: no citation to point the reader at
             ta, tb = self.index.meta(a.cand.unit.doc).title, self.index.meta(b.cand.unit.doc).title
             notes.append(f"The sources give different figures ({what}): \"{ta}\" [{na}] and \"{tb}\" [{nb}].")
         if notes:
