@@ -236,6 +236,8 @@ class Assistant:
         c = r.condensed
         q = ev.make_query(self.index, c.question, c.context, r.qvec)
         scored = ev.score(self.index, q, ev.candidates(self.index, r.pool), self.evidence_model)
+        if self.settings.rescore:
+            scored = self._rescore(c.question, scored)
         picked = ev.select(q, scored, self.settings.max_evidence, self.settings.evidence_ratio)
         p_ans = ev.answerability(q, scored, self.answerable_model)
         refused = p_ans < self.refusal_threshold or not picked
@@ -251,6 +253,14 @@ class Assistant:
             picked = [scored[i] for i in used[:2]] or picked[:1]
         self._time("score", t)
         return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes)
+
+    def _rescore(self, question: str, scored: list[ev.Scored]) -> list[ev.Scored]:
+        """The cross-encoder re-orders the top ``rescore_k`` (their probabilities stay in place)."""
+        from citeqa.answer import rescore
+
+        scorer, stack = rescore.load(self.settings.models_dir or None)
+        head = scored[: self.settings.rescore_k]
+        return rescore.rerank(scored, scorer.score(question, [s.cand.text for s in head]), stack, F.FEATURE_NAMES)
 
     def compose(self, j: Judged) -> Composed:
         t = time.perf_counter()

@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         "", description="Folder with evidence.json, answerable.json and verdict.json (empty: the models "
         "shipped in citeqa/answer/models).",
     )
+    rescore: bool = Field(
+        False, description="Re-order the best evidence candidates with the cross-encoder fine-tuned from the "
+        "packaged MiniLM (answer/rescore.py; loads torch, about 25 ms per candidate on one core).",
+    )
+    rescore_k: int = Field(5, ge=2, le=20, description="How many of the best candidates the cross-encoder re-orders.")
     llm_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible endpoint URL.")
     llm_model: str = Field("local", description="Model name sent to the endpoint.")
     llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for the endpoint.")

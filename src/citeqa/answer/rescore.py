@@ -57,7 +57,11 @@ def encode_pairs(tok: Any, question: str | Sequence[str], texts: Sequence[str]) 
     return [(list(e.ids), list(e.type_ids)) for e in encs]
 
 
-def build_net(layers: int, base: Any = None) -> Any:
+def encode_single(tok: Any, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+    return [(list(e.ids), [0] * len(e.ids)) for e in tok.encode_batch(list(texts))]
+
+
+def build_net(layers: int, base: Any = None, joint: bool = True) -> Any:
     """The packaged BertModel with the top ``layers`` layers trainable, plus the scale and a zero head."""
     torch = _torch()
     nn = torch.nn
@@ -78,6 +82,7 @@ def build_net(layers: int, base: Any = None) -> Any:
             nn.init.zeros_(self.head.bias)
             self.log_scale = nn.Parameter(torch.tensor(math.log(20.0)))
             self.layers = layers
+            self.joint = joint
             for name, p in self.named_parameters():
                 p.requires_grad_(self.trainable(name))
 
@@ -112,6 +117,16 @@ def build_net(layers: int, base: Any = None) -> Any:
 
         def forward(self, ids: Any, types: Any, mask: Any) -> Any:
             return self.top(self.lower(ids, types, mask), types, mask)
+
+        # Bi-encoder variant: question and candidate encoded apart, as the packaged model was trained.
+        def vectors(self, h: Any, mask: Any) -> Any:
+            """L2-normalised mean of the top layer's states (the packaged model's own pooling)."""
+            h = self._layers(h, mask, n - layers, n)
+            m = mask.unsqueeze(-1).to(h.dtype)
+            return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1.0), dim=-1)
+
+        def bi_score(self, q: Any, s: Any) -> Any:
+            return self.log_scale.exp() * (q * s).sum(-1) + self.head(q * s).squeeze(-1)
 
         def trained_state(self) -> dict[str, Any]:
             return {k: v for k, v in self.state_dict().items() if self.trainable(k)}
@@ -151,6 +166,7 @@ def save(net: Any, path: Path, meta: dict[str, Any]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to(_torch().float16).contiguous() for k, v in net.trained_state().items()}
     save_file(tensors, str(path), metadata={"base": "all-MiniLM-L6-v2", "layers": str(net.layers),
+                                            "joint": str(int(net.joint)),
                                             "max_len": str(MAX_LEN), "meta": json.dumps(meta)})
     return path.stat().st_size
 
@@ -166,9 +182,10 @@ class Rescorer:
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as f:
-            layers = int((f.metadata() or {}).get("layers", "3"))
+            meta = f.metadata() or {}
+            layers, joint = int(meta.get("layers", "2")), meta.get("joint", "1") == "1"
             state = {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
-        self.net = build_net(layers).eval()
+        self.net = build_net(layers, joint=joint).eval()
         missing = set(self.net.trained_state()) - set(state)
         if missing:
             raise ModelError(f"Re-scorer weights {path} lack {sorted(missing)[:3]}; retrain them with "
@@ -183,9 +200,15 @@ class Rescorer:
             return np.zeros(0, np.float32)
         from citeqa.encoder import torch_threads
 
-        pairs = encode_pairs(self.tok, question, texts)
         with self._lock, torch_threads(self.threads):
-            return score_pairs(self.net, pairs, batch=len(pairs))
+            if self.net.joint:
+                return score_pairs(self.net, encode_pairs(self.tok, question, texts), batch=len(texts))
+            torch = _torch()
+            seqs = encode_single(self.tok, [question, *texts])
+            with torch.inference_mode():
+                ids, types, mask = batch_tensors(seqs)
+                v = self.net.vectors(self.net.lower(ids, types, mask), mask)
+                return np.asarray(self.net.bi_score(v[:1], v[1:]).float().numpy())
 
 
 STACK = MODELS_DIR / "rescore_stack.json"

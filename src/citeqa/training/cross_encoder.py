@@ -55,6 +55,7 @@ GROUPS_PER_STEP = 2
 LR_LAYERS = 3e-5
 LR_HEAD = 1e-3
 CORPORA = ("seeds", "covidqa", "pubmedqa")
+JOINT = True  # cross-encoder (question and candidate in one pass); False: bi-encoder (``--bi``)
 
 
 def _torch() -> Any:
@@ -115,7 +116,7 @@ class States:
         self.data = data
         self.qrs = {n: q_rows(d) for n, d in data.items()}
         self.tok = rescore.pair_tokenizer()
-        self.net = rescore.build_net(LAYERS).eval()
+        self.net = rescore.build_net(LAYERS, joint=JOINT).eval()
         self.cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def ensure(self, name: str, rows_by_q: dict[int, np.ndarray]) -> None:
@@ -124,8 +125,14 @@ class States:
         pairs, keys = [], []
         for i, rows in rows_by_q.items():
             todo = np.array([r for r in rows if (name, int(r)) not in self.cache], dtype=np.int64)
+            question = d["questions"][i]["question"]
+            if not JOINT and (qkey(name), i) not in self.cache:
+                pairs += rescore.encode_single(self.tok, [question])
+                keys.append((qkey(name), i))
             if len(todo):
-                pairs += rescore.encode_pairs(self.tok, d["questions"][i]["question"], texts_of(d, qr, i, todo))
+                texts = texts_of(d, qr, i, todo)
+                pairs += (rescore.encode_pairs(self.tok, question, texts) if JOINT
+                          else rescore.encode_single(self.tok, texts))
                 keys += [(name, int(r)) for r in todo]
         order = np.argsort([len(p[0]) for p in pairs], kind="stable")
         t0 = time.time()
@@ -154,6 +161,31 @@ class States:
         return torch.from_numpy(h), torch.from_numpy(types), torch.from_numpy(mask)
 
 
+def qkey(name: str) -> str:
+    """Cache key of a corpus's questions alone (bi-encoder)."""
+    return name + "?question"
+
+
+def group_scores(net: Any, states: States, groups: list[tuple[tuple[str, int], list[tuple[str, int]]]]) -> list[Any]:
+    """Scores of each (question key, candidate keys) group, from the cached lower states."""
+    if JOINT:
+        flat = [k for _, ks in groups for k in ks]
+        scores = net.top(*states.batch(flat))
+        out, off = [], 0
+        for _, ks in groups:
+            out.append(scores[off:off + len(ks)])
+            off += len(ks)
+        return out
+    flat = [k for q, ks in groups for k in (q, *ks)]
+    h, _, mask = states.batch(flat)
+    v = net.vectors(h, mask)
+    out, off = [], 0
+    for _, ks in groups:
+        out.append(net.bi_score(v[off:off + 1], v[off + 1:off + 1 + len(ks)]))
+        off += 1 + len(ks)
+    return out
+
+
 def fit(data: dict[str, dict[str, Any]], names: list[str], states: States, epochs: int = EPOCHS,
         log: str = "") -> Any:
     """Fine-tune a fresh net on the answerable questions of ``names``."""
@@ -161,13 +193,13 @@ def fit(data: dict[str, dict[str, Any]], names: list[str], states: States, epoch
     _seed()
     rng = np.random.default_rng(SEED)
     probs = logistic(data, names)
-    items: list[tuple[list[tuple[str, int]], np.ndarray, float]] = []
+    items: list[tuple[tuple[str, int], list[tuple[str, int]], np.ndarray, float]] = []
     for n in names:
         gs = groups_for(data[n], probs[n], states.qrs[n], rng)
         states.ensure(n, {i: rows for i, rows, _ in gs})
-        items += [([(n, int(r)) for r in rows], y, 1.0 / len(gs)) for _, rows, y in gs]
-    w_mean = float(np.mean([it[2] for it in items]))
-    net = rescore.build_net(LAYERS, base=None)
+        items += [((qkey(n), i), [(n, int(r)) for r in rows], y, 1.0 / len(gs)) for i, rows, y in gs]
+    w_mean = float(np.mean([it[3] for it in items]))
+    net = rescore.build_net(LAYERS, joint=JOINT)
     net.train()
     head = [p for k, p in net.named_parameters() if not k.startswith("bert.")]
     body = [p for k, p in net.named_parameters() if k.startswith("bert.") and p.requires_grad]
@@ -181,12 +213,9 @@ def fit(data: dict[str, dict[str, Any]], names: list[str], states: States, epoch
         total = 0.0
         for s in range(0, len(perm), GROUPS_PER_STEP):
             chunk = [items[k] for k in perm[s:s + GROUPS_PER_STEP]]
-            scores = net.top(*states.batch([k for it in chunk for k in it[0]]))
-            loss = scores.new_zeros(())
-            off = 0
-            for keys, y, w in chunk:
-                sc = scores[off:off + len(keys)]
-                off += len(keys)
+            scores = group_scores(net, states, [(it[0], it[1]) for it in chunk])
+            loss = scores[0].new_zeros(())
+            for sc, (_, _, y, w) in zip(scores, chunk, strict=True):
                 yt = torch.from_numpy(y)
                 lp = torch.logsumexp(sc.masked_fill(yt == 0, -1e4), 0) - torch.logsumexp(sc, 0)
                 loss = loss - lp * (w / w_mean)
@@ -213,15 +242,13 @@ def top_rows(d: dict[str, Any], probs: list[np.ndarray], qr: list[np.ndarray], k
 def score_rows(net: Any, states: States, name: str, rows: dict[int, np.ndarray]) -> dict[int, float]:
     torch = _torch()
     states.ensure(name, rows)
-    keys = [(name, int(r)) for rr in rows.values() for r in rr]
-    order = sorted(range(len(keys)), key=lambda k: len(states.cache[keys[k]][1]))
+    groups = [((qkey(name), i), [(name, int(r)) for r in rr]) for i, rr in rows.items()]
     out: dict[int, float] = {}
     with torch.inference_mode():
-        for s in range(0, len(order), 64):
-            idx = order[s:s + 64]
-            sc = net.top(*states.batch([keys[k] for k in idx])).float().numpy()
-            for k, v in zip(idx, sc, strict=True):
-                out[keys[k][1]] = float(v)
+        for s in range(0, len(groups), 6):
+            chunk = groups[s:s + 6]
+            for (_, ks), sc in zip(chunk, group_scores(net, states, chunk), strict=True):
+                out.update({k[1]: float(v) for k, v in zip(ks, sc.float().numpy(), strict=True)})
     return out
 
 
@@ -282,8 +309,8 @@ def _eval(d: dict[str, Any], base: list[np.ndarray], qr: list[np.ndarray], rows:
     return {"top10": hits(d, keys_for(d, base, qr, rows, score)), "top5": hits(d, keys_for(d, base, qr, five, score))}
 
 
-def run(stack: bool, ship: bool, out: Path, threads: int, epochs: int, loco_dir: Path | None = None
-        ) -> dict[str, Any]:
+def run(stack: bool, ship: bool, out: Path, threads: int, epochs: int, loco_dir: Path | None = None,
+        models_out: Path = rescore.MODELS_DIR) -> dict[str, Any]:
     torch = _torch()
     torch.set_num_threads(threads)
     names = [n for n in CORPORA if (dataset.CACHE / f"{n}.npz").exists()]
@@ -292,7 +319,8 @@ def run(stack: bool, ship: bool, out: Path, threads: int, epochs: int, loco_dir:
     qrs = states.qrs
     report: dict[str, Any] = {"config": {"layers": LAYERS, "pool_k": POOL_K, "n_hard": N_HARD, "n_rand": N_RAND,
                                          "epochs": epochs, "groups_per_step": GROUPS_PER_STEP, "lr_layers": LR_LAYERS,
-                                         "lr_head": LR_HEAD, "max_len": rescore.MAX_LEN, "threads": threads},
+                                         "lr_head": LR_HEAD, "max_len": rescore.MAX_LEN, "threads": threads,
+                                         "joint": JOINT},
                               "corpora": {}}
     scored: dict[str, tuple[list[np.ndarray], dict[int, np.ndarray], dict[int, float]]] = {}
     for held in names:  # step 0 (the packaged weights' segment cosine) first: it is cheap
@@ -354,12 +382,13 @@ def run(stack: bool, ship: bool, out: Path, threads: int, epochs: int, loco_dir:
         t0 = time.time()
         net = fit(data, names, states, epochs, log="ship")
         report["ship_train_seconds"] = round(time.time() - t0, 1)
-        report["weights_bytes"] = rescore.save(net, rescore.WEIGHTS, {"trained_on": names, **report["config"]})
+        report["weights_bytes"] = rescore.save(net, models_out / rescore.WEIGHTS.name,
+                                               {"trained_on": names, **report["config"]})
         # The shipped stacked model reads each corpus's out-of-corpus CE scores (its LOCO fold's CE).
         scaler, lr = fit_stack([(data[n], scored[n][1], scored[n][2]) for n in names])
-        _stack_model(scaler, lr).save(rescore.STACK)
+        _stack_model(scaler, lr).save(models_out / rescore.STACK.name)
         report["data"] = {n: len(answerable_qs(data[n])) for n in names}
-        (rescore.MODELS_DIR / "RESCORER.md").write_text(card(report), encoding="utf-8")
+        (models_out / "RESCORER.md").write_text(card(report), encoding="utf-8")
         out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report
 
@@ -425,12 +454,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stack", action="store_true", help="also the stacked logistic model (6 nested CE fits)")
     ap.add_argument("--ship", action="store_true", help="also fit on all corpora and write the shipped weights")
     ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--models-out", type=Path, default=rescore.MODELS_DIR, help="where --ship writes")
+    ap.add_argument("--bi", action="store_true", help="bi-encoder re-scorer instead of the cross-encoder")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=dataset.CACHE / "ce_report.json")
     ap.add_argument("--loco-dir", type=Path, default=None,
                     help="also write each held-out corpus's CE + stacked model (beside train --loco-dir's models)")
     args = ap.parse_args(argv)
-    run(args.stack, args.ship, args.out, args.threads, args.epochs, args.loco_dir)
+    global JOINT
+    JOINT = not args.bi
+    run(args.stack, args.ship, args.out, args.threads, args.epochs, args.loco_dir, args.models_out)
     return 0
 
 
