@@ -698,7 +698,8 @@ def test_corpora_run_three_systems_per_set(tmp_path, seed_index, monkeypatch, ca
     import citeqa.eval_corpora as ec
     from citeqa.training.dataset import corpora
 
-    assert [c.name for c in corpora()] == ["seeds", "covidqa", "pubmedqa"]
+    assert [(c.name, c.train) for c in corpora()] == [("seeds", True), ("covidqa", True), ("pubmedqa", True),
+                                                      ("papers", False)]
     assert [(q.corpus, q.name) for q in ec.question_sets(["seeds"])] == [("seeds", "dev"), ("seeds", "own")]
     _index, settings = seed_index
     lines = [x for x in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if x.strip()][:4]
