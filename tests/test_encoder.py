@@ -30,10 +30,10 @@ def reference(seed_texts: list[str]) -> np.ndarray:
     return reference_embedder().encode(seed_texts)
 
 
-# int8 is an option, not the default: its activations are quantised per batch, and a few texts (reference
-# and disclosure lines) fall just under 0.99 (0.988-0.991 depending on their batch).
+# onnx-q8: 8-bit weights and arithmetic, measured 0.9992 min / 0.9996 mean on all seed texts;
+# the bar is 0.99, and a text's vector must not depend on the batch it was encoded in.
 @pytest.mark.parametrize(("runtime", "floor", "mean"),
-                         [("torch", 0.9999, 0.9999), ("onnx", 0.9999, 0.9999), ("onnx-int8", 0.98, 0.99)])
+                         [("torch", 0.9999, 0.9999), ("onnx", 0.9999, 0.9999), ("onnx-q8", 0.998, 0.9994)])
 def test_runtime_vectors_match_sentence_transformers(runtime: str, floor: float, mean: float,
                                                      seed_texts: list[str], reference: np.ndarray) -> None:
     vecs = encoder_for(runtime, Settings().encoder_cache_dir).encode(seed_texts)
@@ -41,9 +41,10 @@ def test_runtime_vectors_match_sentence_transformers(runtime: str, floor: float,
     assert len(seed_texts) > 100
     assert cos.min() >= floor, (runtime, float(cos.min()), seed_texts[int(cos.argmin())][:80])
     assert cos.mean() >= mean
-    # One text alone (a question) gets the same vector as inside a padded batch.
-    alone = encoder_for(runtime, Settings().encoder_cache_dir).encode([seed_texts[-1]])[0]
-    assert float(alone @ vecs[-1]) > floor
+    # Texts encoded apart (a question; a batch of other lengths) get the vectors they got in the large batch
+    # (onnx-q8: 0.99996 at worst, a float rounding that lands on the other side of an 8-bit step).
+    alone = encoder_for(runtime, Settings().encoder_cache_dir).encode(seed_texts[-3:])
+    assert float((alone * vecs[-3:]).sum(axis=1).min()) > 0.9999
 
 
 def test_pooled_spans_come_from_the_same_pass_and_stop_at_the_window() -> None:
@@ -89,12 +90,12 @@ def test_fingerprint_names_the_runtime_and_keeps_old_indexes() -> None:
     legacy = Settings(embed_runtime="torch", sentence_vectors="separate")
     assert "embed_runtime" not in legacy.index_shape()  # indexes built before the setting keep their folder
     prints = {Settings(embed_runtime=r, sentence_vectors=s).fingerprint()
-              for r in ("torch", "onnx", "onnx-int8") for s in ("separate", "pooled")}
+              for r in ("torch", "onnx", "onnx-q8") for s in ("separate", "pooled")}
     assert len(prints) == 6
 
 
 def test_unknown_runtime_is_refused_with_the_choices() -> None:
     from citeqa.errors import CiteqaError
 
-    with pytest.raises(CiteqaError, match="onnx-int8, onnx, torch"):
+    with pytest.raises(CiteqaError, match="onnx-q8, onnx, torch"):
         MiniLMEncoder("tensorrt")

@@ -508,7 +508,9 @@ def _pg() -> Any:
 
 def _missing_hint(settings: Settings, root: Path) -> IndexMissing | None:
     """An index of these documents built by another encoder runtime: say which, and how to use it."""
-    for runtime in ("torch", "onnx", "onnx-int8"):
+    from citeqa.encoder import RUNTIMES
+
+    for runtime in RUNTIMES:
         other = settings.model_copy(update={"embed_runtime": runtime})
         if runtime != settings.embed_runtime and (other.index_path() / "CURRENT").exists():
             return IndexMissing(str(root), f"An index built with embed_runtime={runtime} is at "
