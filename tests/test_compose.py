@@ -69,3 +69,28 @@ def test_document_text_addressing_the_system_is_never_the_answer(tmp_path: Path)
     assert "7.7" in ans.text and ans.conflicts, ans.text
     cited = {c.doc for c in ans.citations}
     assert "letter.md" in cited and "003_19084b4463aafb5f.txt" in cited
+
+
+def test_sentence_too_long_for_the_model_is_quoted_whole(tmp_path: Path) -> None:
+    # A figure legend written as one sentence of ~300 word pieces is cut into pieces for the model's window;
+    # an answer quoting a piece shows the rest too, never a fragment ending at a comma.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    panels = ", ".join(f"panel {c} shows the {w} assay of the treated and untreated marmoset fibroblast cultures "
+                       f"after {n} days on soft gels" for c, w, n in zip("abcdefghij", (
+                           "lumin", "qPCR", "western", "flow", "imaging", "ELISA", "beta-gal", "EdU", "TUNEL",
+                           "RNA-seq"), range(3, 13), strict=True))
+    legend = (f"Figure 4 – In this legend the zebra calibration of the collagen substrate was 25 kPa, {panels}, "
+              "and the quokka stiffness index rose to 7.25 on the softest gel.")
+    (docs / "legend.txt").write_text(f"Results\n\nThe cells grew well.\n\n{legend}\n\nThe end came soon.\n",
+                                     encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "idx", seeds_dir=docs)
+    index: Any = Index.build([docs], settings)
+    pieces = [s for u in index.units for s in u.sentences if legend.startswith(s.text[:20]) or s.text in legend]
+    assert len([s for s in pieces if s.text in legend and s.text != legend]) >= 2  # it was cut for the model
+    ans = Assistant(index, settings).ask("What was the zebra calibration of the collagen substrate?")
+    assert not ans.refused and "25 kPa" in ans.text
+    for s in ans.sentences:
+        body = strip_markers(s.text).strip()
+        assert not body.endswith(","), body
+        assert not re.match(r"^[a-z]", body), body

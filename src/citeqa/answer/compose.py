@@ -159,13 +159,27 @@ def _continuation(index: Index, unit: Unit, sent: Sentence) -> tuple[Unit, Sente
     return None
 
 
+_CLOSED = re.compile(r"[.!?:][\"'”’)\]]*$")
+
+
+def _split_after(sent: Sentence, nxt: Sentence) -> bool:
+    """``nxt`` is the rest of ``sent``: a sentence too long for the model's window is cut into pieces at
+    a comma or space (``ingest.sentences.split_long``); the piece ends open and the next one follows at
+    once, in lower case."""
+    return not _CLOSED.search(sent.text.rstrip()) and 0 <= nxt.start - sent.end <= 2 and nxt.text[:1].islower()
+
+
 def _fragments_after(index: Index, unit: Unit, c: Candidate) -> list[tuple[Unit, Sentence]]:
-    if not c.sentence.continues:
-        return []
     if c.position + 1 < len(unit.sentences):
-        return [(unit, unit.sentences[c.position + 1])]
-    cont = _continuation(index, unit, c.sentence)
-    return [cont] if cont is not None else []
+        nxt = unit.sentences[c.position + 1]
+        return [(unit, nxt)] if c.sentence.continues or _split_after(c.sentence, nxt) else []
+    if c.sentence.continues:
+        cont = _continuation(index, unit, c.sentence)
+        return [cont] if cont is not None else []
+    for other in index.units[unit.id + 1 : unit.id + 3]:  # the next piece opens the next chunk
+        if other.doc == unit.doc and other.kind == "chunk" and _split_after(c.sentence, other.sentences[0]):
+            return [(other, other.sentences[0])]
+    return []
 
 
 def _fragments_before(index: Index, unit: Unit, c: Candidate) -> list[tuple[Unit, Sentence]]:
@@ -174,12 +188,13 @@ def _fragments_before(index: Index, unit: Unit, c: Candidate) -> list[tuple[Unit
         return []
     if c.position > 0:
         prev = unit.sentences[c.position - 1]
-        return [(unit, prev)] if prev.continues else []
+        return [(unit, prev)] if prev.continues or _split_after(prev, c.sentence) else []
     for other in index.units[max(0, unit.id - 40) : unit.id][::-1]:
         if other.doc != unit.doc or other.kind != "chunk":
             continue
         last = other.sentences[-1]
-        return [(other, last)] if last.continues and last.end <= c.sentence.start else []
+        ok = (last.continues and last.end <= c.sentence.start) or _split_after(last, c.sentence)
+        return [(other, last)] if ok else []
     return []
 
 
