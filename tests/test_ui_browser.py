@@ -330,7 +330,9 @@ def test_upload_new_document_and_ask_about_it(page, workdir: Path) -> None:  # t
     assert "okapi_field_report.txt" in report, report
     assert "broken.pdf" in report and "Not added" in report, report
     page.get_by_role("tab", name="Library").click()
-    assert "okapi_field_report.txt" in page.inner_text("#cq-library")
+    # The library table is refreshed by an event after the upload: wait for its row rather than reading the
+    # table at once (a clean-clone CI run read it before the refresh arrived).
+    page.locator("#cq-library").get_by_text("okapi_field_report.txt").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Chat").click()
     bubble = _ask(page, "What was the median time to first remission in the Okapi-7 cohort study?")
     assert "11.4" in bubble.inner_text()
