@@ -11,6 +11,7 @@ word of one corpus.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -219,6 +220,50 @@ def _has_figure(q: QuestionView, c: CandidateView) -> float:
     return float(any(n.lstrip("-") not in q.numbers for n in numbers(c.text)))
 
 
+# The kind of quantity a question asks for, and how an answer states it: a dose is given in mass or
+# concentration units, a duration in time units, a cost in a currency. General scientific usage, not any
+# corpus's vocabulary; the weights of the two features below are learned.
+_KINDS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
+    "percent": (re.compile(r"\b(percent(?:age)?|proportion|fraction|share)\b|%", re.I),
+                re.compile(r"\d\s?%|\bper ?cent\b|\b\d+ (?:of|out of) \d+\b", re.I)),
+    "duration": (re.compile(r"\b(how long|duration|doubling time|half-life|follow-up|time to|median (?:overall |"
+                            r"progression-free |disease-free |event-free )?survival)\b", re.I),
+                 re.compile(r"\d\s?(?:-\s?)?(?:years?|yrs?|months?|mo|weeks?|wks?|days?|hours?|hrs?|h|minutes?|min|"
+                            r"seconds?|s)\b", re.I)),
+    "age": (re.compile(r"\b(age|aged|how old)\b", re.I),
+            re.compile(r"\b(?:aged?|ages)\b\D{0,25}\d|\d\s?(?:-\s?)?(?:years?|yrs?|months?)(?:[- ]old| of age)", re.I)),
+    "dose": (re.compile(r"\b(dose|doses|dosage|dosing|concentration|how much \w+ (?:was|were) (?:given|used|added))\b",
+                        re.I),
+             re.compile(r"\d\s?(?:mg|µg|μg|ug|ng|pg|g|kg|ml|mL|µl|μl|mM|µM|μM|nM|pM|M|IU|U|units?|mg/kg|mg/m2|"
+                        r"µg/kg|μg/kg)\b", re.I)),
+    "money": (re.compile(r"\b(cost|costs|price|priced|expensive|dollars?|euros?)\b", re.I),
+              re.compile(r"[$€£¥]\s?\d|\b\d[\d.,]*\s?(?:dollars|euros|USD|EUR|GBP)\b", re.I)),
+    "effect_ratio": (re.compile(r"\b(hazard ratio|odds ratio|risk ratio|relative risk)\b", re.I),
+                     # Abbreviations in capitals only: "or 5 patients" is not an odds ratio.
+                     re.compile(r"(?i:\b(?:hazard|odds|risk) ratio|\brelative risk)\b\D{0,25}\d|"
+                                r"\b(?:a?HR|a?OR|RR)\b\s?[=:,(]?\s?\d")),
+    "correlation": (re.compile(r"\b(correlation|coefficient|r2|r²)\b", re.I),
+                    re.compile(r"\b(?:r|R|rho|ρ|R2|R²|r2|Rs|RS)\s?[=:]\s?[-−]?0?[.·]\d|"
+                               r"\bcorrelat\w*\D{0,30}0?\.\d", re.I)),
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _kinds_wanted(question: str) -> tuple[str, ...]:
+    return tuple(k for k, (ask, _) in _KINDS.items() if ask.search(question))
+
+
+def _kind_given(q: QuestionView, c: CandidateView) -> float:
+    """1 when the candidate states a quantity of a kind the question asks for (0 when it asks for none)."""
+    kinds = _kinds_wanted(q.text)
+    return float(any(_KINDS[k][1].search(c.text) for k in kinds))
+
+
+def _kind_missing(q: QuestionView, c: CandidateView) -> float:
+    kinds = _kinds_wanted(q.text)
+    return float(bool(kinds) and not any(_KINDS[k][1].search(c.text) for k in kinds))
+
+
 def _words(c: CandidateView) -> int:
     return len(c.text.split())
 
@@ -301,6 +346,8 @@ CANDIDATE_FEATURES: dict[str, Feature] = {
     "number_wanted_given": lambda q, c: float(q.wants_number) * _has_figure(q, c),
     "counted_given": _counted,
     "number_wanted_missing": lambda q, c: float(q.wants_number) * (1 - _has_figure(q, c)),
+    "kind_wanted_given": _kind_given,
+    "kind_wanted_missing": _kind_missing,
     "time_wanted_given": lambda q, c: float(q.wants_time and bool(_DATEISH.search(c.text))),
     "definition_wanted_given": lambda q, c: float(q.wants_definition and bool(_DEFINING.search(c.text))),
     "yes_no_negated": lambda q, c: float(q.yes_no and bool(_NEGATION.search(c.text))),
@@ -368,7 +415,7 @@ def feature_matrix(q: QuestionView, views: Sequence[CandidateView]) -> np.ndarra
 ANSWERABLE_FEATURES = (
     "p1", "p2", "p_mean3", "logit_p1", "p1_minus_p2", "sim1", "sim_max", "cov1", "core_cov1", "missing_rare1",
     "unknown_share", "max_idf", "n_terms", "wants_number", "yes_no", "best_doc_share", "top_docs",
-    "missing_rare_best_doc", "type_match1", "type_match_any3",
+    "missing_rare_best_doc", "type_match1", "type_match_any3", "kind_match1", "kind_match_any3",
 )
 
 
@@ -377,7 +424,7 @@ def answerable_vector(q: QuestionView, probs: np.ndarray, x: np.ndarray, docs: S
     col = {n: i for i, n in enumerate(FEATURE_NAMES)}
     if len(probs) == 0:
         return np.array([0, 0, 0, -6, 0, 0, 0, 0, 0, 1, q.unknown_share, q.max_idf, len(q.core),
-                         float(q.wants_number), float(q.yes_no), 0, 0, 1, 0, 0], dtype=np.float32)
+                         float(q.wants_number), float(q.yes_no), 0, 0, 1, 0, 0, 0, 0], dtype=np.float32)
     order = np.argsort(-probs, kind="stable")
     p = probs[order]
     best = x[order[0]]
@@ -391,6 +438,7 @@ def answerable_vector(q: QuestionView, probs: np.ndarray, x: np.ndarray, docs: S
         float(len(q.core)), float(q.wants_number), float(q.yes_no), float(best[col["doc_share"]]),
         float(len({docs[int(i)] for i in top})), float(x[:, col["missing_rare"]][top].min()),
         _type_match(q, x[order[0]], col), max(_type_match(q, x[i], col) for i in order[:3]),
+        1 - float(best[col["kind_wanted_missing"]]), 1 - float(x[:, col["kind_wanted_missing"]][order[:3]].min()),
     ], dtype=np.float32)
 
 
