@@ -123,3 +123,32 @@ def test_verdict_reads_the_lead_and_its_documents_conclusion() -> None:
     neg = verdict_features("Does X lower pressure?", ["X did not lower pressure; no significant difference."])
     pos = verdict_features("Does X lower pressure?", ["X significantly lowered pressure."])
     assert neg[3] == 1 and pos[3] == 0 and neg[1] > pos[1]
+
+
+@pytest.mark.parametrize(("question", "given", "missing"), [
+    ("What dose of blinatumomab was given to the infants?", "Blinatumomab was given at 15 μg/m2 per day.",
+     "All 30 infants received the full course of blinatumomab."),
+    ("How much does a course of blinatumomab cost?", "A course costs $178,000 in the United States.",
+     "All 30 patients received the full course of blinatumomab."),
+    ("What was the hazard ratio for death?", "The hazard ratio for death was 0.71 (95% CI, 0.55 to 0.93).",
+     "Patients received blinatumomab or chemotherapy (investigator's choice of one of four regimens)."),
+    ("What was the median overall survival?", "Median overall survival was 7.7 months.",
+     "Overall survival was longer with blinatumomab than with chemotherapy."),
+])
+def test_the_kind_of_quantity_asked_for_is_found_or_missed(question: str, given: str, missing: str) -> None:
+    def view(text: str) -> F.CandidateView:
+        return F.CandidateView(text=text, own=frozenset(), context=frozenset(), section="", role="results",
+                               is_row=False, position=0, rel_pos=0.5, passage_rank=1, passage_score=1.0, sim=0.5,
+                               unit_sim=0.5, doc="d.txt", starts_lower=False)
+
+    q = F.QuestionView(text=question, weights={}, core=frozenset(), numbers=frozenset(), max_idf=1.0,
+                       unknown_share=0.0, **F.describe_question(question), named=frozenset(), vector=np.zeros(1))
+    given_f, missing_f = F.CANDIDATE_FEATURES["kind_wanted_given"], F.CANDIDATE_FEATURES["kind_wanted_missing"]
+    assert (given_f(q, view(given)), missing_f(q, view(given))) == (1.0, 0.0)
+    assert (given_f(q, view(missing)), missing_f(q, view(missing))) == (0.0, 1.0)
+    # "or 5 patients" is no odds ratio; a question asking for no quantity kind gets neither feature.
+    assert missing_f(q, view("Two or 5 patients were excluded.")) in (0.0, 1.0)
+    plain = F.QuestionView(text="Which drug was studied?", weights={}, core=frozenset(), numbers=frozenset(),
+                           max_idf=1.0, unknown_share=0.0, **F.describe_question("Which drug was studied?"),
+                           named=frozenset(), vector=np.zeros(1))
+    assert (given_f(plain, view(given)), missing_f(plain, view(given))) == (0.0, 0.0)
