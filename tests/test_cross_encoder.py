@@ -18,7 +18,10 @@ from citeqa.training import dataset  # noqa: E402
 def seeds() -> dict:
     if not (dataset.CACHE / "seeds.npz").exists():
         pytest.skip("no cached training data (python -m citeqa.training.dataset)")
-    d = dataset.load("seeds")
+    try:
+        d = dataset.load("seeds")
+    except SystemExit as e:  # cached with other features than this checkout computes
+        pytest.skip(str(e))
     keep = [i for i in CE.answerable_qs(d) if d["y"][d["qidx"] == i].sum() > 0][:6]
     rows = np.concatenate([np.flatnonzero(d["qidx"] == i) for i in keep])
     remap = {q: k for k, q in enumerate(keep)}

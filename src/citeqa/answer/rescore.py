@@ -213,30 +213,36 @@ class Rescorer:
 
 STACK = MODELS_DIR / "rescore_stack.json"
 CE_FEATURE = "ce_gap"  # the CE score minus the best CE score among the question's re-scored candidates
+LOGIT_FEATURE = "evidence_logit"  # log-odds of the evidence model's probability
 
 
 def rerank(scored: Sequence[Any], ce: np.ndarray, stack: Any, feature_names: Sequence[str]) -> list[Any]:
-    """The first ``len(ce)`` items of ``scored`` (best first) re-ordered by the stacked model (the evidence
-    features + ``ce_gap``); the rest keep their place.
+    """The first ``len(ce)`` items of ``scored`` (best first) re-ordered by the stacked model, whose
+    features are ``ce_gap``, ``evidence_logit`` and/or evidence features; the rest keep their place.
 
-    The re-ordered items keep the sorted probabilities of the logistic model: the best item still carries
+    The re-ordered items keep the sorted probabilities of the evidence model: the best item still carries
     the best probability, so refusal and selection, calibrated on those probabilities, read the same
     values; only which candidate holds them changes.
     """
     from dataclasses import replace
 
-    from citeqa.answer.scorer import columns
-
     k = len(ce)
     if k < 2:
         return list(scored)
     head = list(scored[:k])
-    names = [n for n in stack.features if n != CE_FEATURE]
-    cols = columns(stack, (*feature_names, CE_FEATURE))[: len(names)]
-    x = np.column_stack([np.array([s.features for s in head])[:, cols], ce - ce.max()])
-    order = np.argsort(-stack.decision(x), kind="stable")
+    pos = {n: i for i, n in enumerate(feature_names)}
+    p = np.clip(np.array([s.score for s in head], dtype=float), 1e-6, 1 - 1e-6)
+    cols = []
+    for name in stack.features:
+        if name == CE_FEATURE:
+            cols.append(ce - ce.max())
+        elif name == LOGIT_FEATURE:
+            cols.append(np.log(p / (1 - p)))
+        else:
+            cols.append(np.array([s.features[pos[name]] for s in head], dtype=float))
+    order = np.argsort(-stack.decision(np.column_stack(cols)), kind="stable")
     probs = sorted((s.score for s in head), reverse=True)
-    return [replace(head[j], score=p) for j, p in zip(order, probs, strict=True)] + list(scored[k:])
+    return [replace(head[j], score=q) for j, q in zip(order, probs, strict=True)] + list(scored[k:])
 
 
 _LOADED: dict[str, tuple[Rescorer, Any]] = {}
