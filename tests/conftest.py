@@ -32,6 +32,16 @@ SEEDS_DIR = PROJECT_ROOT / "seeds"
 SEED_FILES = sorted(p for p in SEEDS_DIR.iterdir() if p.suffix == ".txt")
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop a server started by a test: terminate, and kill it if it has not exited within ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def read_loader_text(path: Path) -> str:
     """A text file decoded the way the loader decodes it (UTF-8, no newline translation)."""
     with open(path, encoding="utf-8-sig", newline="") as f:
@@ -303,12 +313,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
             time.sleep(0.25)
         yield LlamaServer(base, gguf, time.monotonic() - t0, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout=10)
 
 
 @pytest.fixture

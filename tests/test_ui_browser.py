@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stop_process
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,12 +86,7 @@ def ui_process(env: dict[str, str], log: Path, poll_s: float = 0.1) -> Iterator[
             time.sleep(poll_s)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
