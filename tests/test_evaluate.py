@@ -536,6 +536,22 @@ def test_textbook_baseline_offsets_and_shape(tmp_path, eval_docs) -> None:
     assert run.metrics["per_type"]["unanswerable"]["correctness"] == 0.0
 
 
+def test_textbook_baseline_skips_an_unreadable_pdf_and_names_it(tmp_path, eval_docs, capsys) -> None:
+    pytest.importorskip("langchain_community")
+    pytest.importorskip("faiss")
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from citeqa.baseline import TextbookBaseline
+
+    bad = tmp_path / "docs" / "broken.pdf"
+    paths = _baseline_docs(tmp_path, eval_docs)
+    bad.write_bytes(b"%PDF-1.4 this is not really a pdf")
+    base = TextbookBaseline([*paths, bad], embeddings=DeterministicFakeEmbedding(size=32))
+    assert "broken.pdf: skipped" in capsys.readouterr().err
+    assert "broken.pdf" not in base._texts and len(base._texts) == len(paths)
+    assert not base.ask("What was the median overall survival?").refused
+
+
 def test_textbook_baseline_with_packaged_minilm(tmp_path, eval_docs) -> None:
     pytest.importorskip("langchain_community")
     pytest.importorskip("faiss")

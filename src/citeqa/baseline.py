@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,11 +50,19 @@ class MiniLMEmbeddings(Embeddings):
 
 
 def read_raw(path: Path) -> str:
-    """The raw text a naive pipeline would see (PDFs via pypdf, pages joined by blank lines)."""
+    """The raw text a naive pipeline would see (PDFs via pypdf, pages joined by blank lines). A page pypdf
+    cannot read (real papers hit its limits on content streams) is left empty and named on stderr."""
     if path.suffix.lower() == ".pdf":
         from pypdf import PdfReader
 
-        return "\n\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+        pages = []
+        for n, page in enumerate(PdfReader(str(path)).pages, 1):
+            try:
+                pages.append(page.extract_text() or "")
+            except Exception as e:  # pypdf raises its own errors and plain ones on odd streams
+                print(f"[baseline] {path.name}: page {n} skipped, pypdf cannot read it ({e})", file=sys.stderr)
+                pages.append("")
+        return "\n\n".join(pages)
     return path.read_text(encoding="utf-8", errors="replace")
 
 
@@ -82,7 +91,11 @@ class TextbookBaseline:
         self._texts: dict[str, str] = {}
         docs: list[Document] = []
         for p in map(Path, doc_paths):
-            text = read_raw(p)
+            try:
+                text = read_raw(p)
+            except Exception as e:  # one unreadable file must not stop the comparison
+                print(f"[baseline] {p.name}: skipped, the textbook baseline cannot read it ({e})", file=sys.stderr)
+                continue
             self._texts[p.name] = text
             docs.append(Document(page_content=text, metadata={"doc": p.name, "title": _first_line(text)}))
         splitter = RecursiveCharacterTextSplitter(
