@@ -134,16 +134,21 @@ def build_net(layers: int, base: Any = None, joint: bool = True) -> Any:
     return Net()
 
 
+def pad_batch(rows: Sequence[Any], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of different lengths (token ids, or per-token state arrays) right-padded with zeros into one
+    array, and the (rows × longest) int64 mask of real positions."""
+    lengths = np.array([len(r) for r in rows])
+    first = np.asarray(rows[0])
+    out = np.zeros((len(rows), int(lengths.max()), *first.shape[1:]), dtype)
+    for r, row in enumerate(rows):
+        out[r, : len(row)] = row
+    return out, (np.arange(out.shape[1]) < lengths[:, None]).astype(np.int64)
+
+
 def batch_tensors(pairs: Sequence[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
     torch = _torch()
-    t = max(len(p[0]) for p in pairs)
-    ids = np.zeros((len(pairs), t), np.int64)
-    types = np.zeros_like(ids)
-    mask = np.zeros_like(ids)
-    for r, (i, ty) in enumerate(pairs):
-        ids[r, :len(i)] = i
-        types[r, :len(i)] = ty
-        mask[r, :len(i)] = 1
+    ids, mask = pad_batch([i for i, _ in pairs], np.int64)
+    types, _ = pad_batch([ty for _, ty in pairs], np.int64)
     return torch.from_numpy(ids), torch.from_numpy(types), torch.from_numpy(mask)
 
 

@@ -157,14 +157,8 @@ class States:
     def batch(self, keys: list[tuple[str, int]]) -> tuple[Any, Any, Any]:
         torch = _torch()
         items = [self.cache[k] for k in keys]
-        t = max(len(h) for h, _ in items)
-        h = np.zeros((len(items), t, items[0][0].shape[1]), np.float32)
-        types = np.zeros((len(items), t), np.int64)
-        mask = np.zeros_like(types)
-        for r, (hh, ty) in enumerate(items):
-            h[r, :len(hh)] = hh
-            types[r, :len(ty)] = ty
-            mask[r, :len(ty)] = 1
+        h, mask = rescore.pad_batch([hh for hh, _ in items], np.float32)
+        types, _ = rescore.pad_batch([ty for _, ty in items], np.int64)
         return torch.from_numpy(h), torch.from_numpy(types), torch.from_numpy(mask)
 
 
