@@ -260,8 +260,8 @@ def _kind_given(q: QuestionView, c: CandidateView) -> float:
 
 
 def _kind_missing(q: QuestionView, c: CandidateView) -> float:
-    kinds = _kinds_wanted(q.text)
-    return float(bool(kinds) and not any(_KINDS[k][1].search(c.text) for k in kinds))
+    """1 when the question asks for a kind of quantity and the candidate states none of it."""
+    return float(bool(_kinds_wanted(q.text))) - _kind_given(q, c)
 
 
 def _words(c: CandidateView) -> int:
