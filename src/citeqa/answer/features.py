@@ -226,8 +226,8 @@ def _has_figure(q: QuestionView, c: CandidateView) -> float:
 _KINDS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     "percent": (re.compile(r"\b(percent(?:age)?|proportion|fraction|share)\b|%", re.I),
                 re.compile(r"\d\s?%|\bper ?cent\b|\b\d+ (?:of|out of) \d+\b", re.I)),
-    "duration": (re.compile(r"\b(how long|duration|doubling time|half-life|follow-up|time to|median (?:overall |"
-                            r"progression-free |disease-free |event-free )?survival)\b", re.I),
+    "duration": (re.compile(r"\b(how long|duration|follow-up|time to|(?:median|mean) (?:[\w-]+ ){0,2}survival)\b",
+                            re.I),
                  re.compile(r"\d\s?(?:-\s?)?(?:years?|yrs?|months?|mo|weeks?|wks?|days?|hours?|hrs?|h|minutes?|min|"
                             r"seconds?|s)\b", re.I)),
     "age": (re.compile(r"\b(age|aged|how old)\b", re.I),
