@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from citeqa import Assistant, Index, Settings
-from citeqa.answer.compose import _join
+from citeqa.answer.compose import _fragments_after, _fragments_before, _join
+from citeqa.answer.evidence import Candidate
 from citeqa.verify import strip_markers
 from conftest import SEEDS_DIR
 
@@ -32,9 +35,29 @@ def test_sentence_cut_by_a_page_break_is_shown_whole(assistant: Assistant) -> No
     assert len(lead.citations) >= 1
 
 
+def test_sentence_a_table_interrupts_is_joined_across_it(seed_index: tuple[Index, Settings]) -> None:
+    # In the trial report's text, Table 3 (caption, rows, footnote) stands between "The incidence of grade
+    # 3 or higher events of interest that were" and "categorized as neutropenia or infection was lower...".
+    index, _ = seed_index
+    rest = next((u, i) for u in index.units for i, s in enumerate(u.sentences)
+                if s.text.startswith("categorized as neutropenia"))
+    unit, pos = rest
+    cand = Candidate(unit, unit.sentences[pos], pos, 1, 1.0, np.zeros(1, dtype=np.float32))
+    before = _fragments_before(index, unit, cand)
+    assert len(before) == 1 and before[0][1].text.endswith("events of interest that were"), before
+    start_unit, start = before[0]
+    first = Candidate(start_unit, start, start_unit.sentences.index(start), 1, 1.0, np.zeros(1, dtype=np.float32))
+    after = _fragments_after(index, start_unit, first)
+    assert [s.start for _, s in after] == [unit.sentences[pos].start]
+    # A sentence that closes is never joined to what follows a table.
+    closed = next(u for u in index.units if u.kind == "chunk" and u.sentences[-1].text.endswith("."))
+    last = Candidate(closed, closed.sentences[-1], len(closed.sentences) - 1, 1, 1.0, np.zeros(1, dtype=np.float32))
+    assert _fragments_after(index, closed, last) == []
+
+
 def test_no_answer_sentence_starts_as_a_fragment(assistant: Assistant) -> None:
     # The prose after Table 3 begins mid-sentence ("categorized as neutropenia or infection was lower..."):
-    # its beginning is cut by the table, so it is not quoted.
+    # it is quoted only with its beginning from before the table.
     ans = assistant.ask("Which arm had more grade 3 or higher infections in TOWER?")
     assert not ans.refused and "52.3" in ans.text
     for s in ans.sentences:

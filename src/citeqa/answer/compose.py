@@ -148,18 +148,49 @@ def _join(body: str, piece: str, is_word: Callable[[str], bool]) -> str:
     return f"{body} {piece}".strip()
 
 
-def _continuation(index: Index, unit: Unit, sent: Sentence) -> tuple[Unit, Sentence] | None:
-    """The fragment that continues ``sent`` after a page break (first sentence of a later unit)."""
-    for other in index.units[unit.id + 1 : unit.id + 40]:
-        if other.doc != unit.doc or other.kind != "chunk" or other.section != unit.section:
-            continue
-        first = other.sentences[0]
-        if first.start > sent.end and first.text[:1].islower():
-            return other, first
+# What a page lays out between two halves of a sentence: table rows, figure and table captions with
+# their legends (the ingest gives each caption a section of its own, "RESULTS > Table 3"), and panel
+# labels ("e", "Control") extracted from inside a figure.
+_FLOAT_SECTION = re.compile(
+    r"(?:^|> )(?:(?:supplementary|extended data|supporting)\s+)?(?:fig(?:ure)?s?\.?|table)\s*S?\d+", re.I)
+_FLOAT_REACH = 80  # units: a long table or a figure with many panels can stand between the halves
+_MIN_WORDS = 4
+
+
+def _tiny(unit: Unit) -> bool:
+    return sum(len(s.text.split()) for s in unit.sentences) < _MIN_WORDS
+
+
+def _laid_between(unit: Unit) -> bool:
+    return unit.kind != "chunk" or bool(_FLOAT_SECTION.search(unit.section)) or _tiny(unit)
+
+
+def _running_text(index: Index, unit: Unit, step: int) -> Unit | None:
+    """The nearest unit of the same document's running text before (step -1) or after (+1) ``unit``."""
+    i = unit.id + step
+    for _ in range(_FLOAT_REACH):
+        if not 0 <= i < len(index.units) or index.units[i].doc != unit.doc:
+            return None
+        if not _laid_between(index.units[i]):
+            return index.units[i]
+        i += step
     return None
 
 
 _CLOSED = re.compile(r"[.!?:][\"'”’)\]]*$")
+
+
+def _left_open(sent: Sentence) -> bool:
+    """A sentence that stops mid-way: the ingest saw it run on past a page break, or it ends with no
+    closing punctuation (plain text whose sentence a table interrupts)."""
+    return sent.continues or (not _CLOSED.search(sent.text.rstrip()) and len(sent.text.split()) >= _MIN_WORDS)
+
+
+def _is_rest(sent: Sentence) -> bool:
+    """Begins like the rest of a sentence: a lower-case word ("categorized as ..."), not a term that is
+    written in lower case at a sentence start ("mRNA", "p53", "iPSCs")."""
+    first = sent.text.split(maxsplit=1)[0].rstrip(",;:") if sent.text.strip() else ""
+    return first.isalpha() and first.islower()
 
 
 def _split_after(sent: Sentence, nxt: Sentence) -> bool:
@@ -170,32 +201,33 @@ def _split_after(sent: Sentence, nxt: Sentence) -> bool:
 
 
 def _fragments_after(index: Index, unit: Unit, c: Candidate) -> list[tuple[Unit, Sentence]]:
+    """The rest of ``c`` when it stops mid-way: the next sentence of its chunk, or the first of the next
+    chunk of running text (past a page break, a table or a figure)."""
     if c.position + 1 < len(unit.sentences):
         nxt = unit.sentences[c.position + 1]
         return [(unit, nxt)] if c.sentence.continues or _split_after(c.sentence, nxt) else []
-    if c.sentence.continues:
-        cont = _continuation(index, unit, c.sentence)
-        return [cont] if cont is not None else []
-    for other in index.units[unit.id + 1 : unit.id + 3]:  # the next piece opens the next chunk
-        if other.doc == unit.doc and other.kind == "chunk" and _split_after(c.sentence, other.sentences[0]):
-            return [(other, other.sentences[0])]
+    if c.is_row or _tiny(unit) or not _left_open(c.sentence):
+        return []
+    other = _running_text(index, unit, +1)
+    if other is not None and other.sentences[0].start >= c.sentence.end and _is_rest(other.sentences[0]):
+        return [(other, other.sentences[0])]
     return []
 
 
 def _fragments_before(index: Index, unit: Unit, c: Candidate) -> list[tuple[Unit, Sentence]]:
-    """The start of a sentence whose continuation ``c`` is (it begins in lower case after a page break)."""
+    """The start of a sentence whose continuation ``c`` is (it begins in lower case after a page break,
+    a table or a figure)."""
     if not c.sentence.text[:1].islower():
         return []
     if c.position > 0:
         prev = unit.sentences[c.position - 1]
         return [(unit, prev)] if prev.continues or _split_after(prev, c.sentence) else []
-    for other in index.units[max(0, unit.id - 40) : unit.id][::-1]:
-        if other.doc != unit.doc or other.kind != "chunk":
-            continue
-        last = other.sentences[-1]
-        ok = (last.continues and last.end <= c.sentence.start) or _split_after(last, c.sentence)
-        return [(other, last)] if ok else []
-    return []
+    other = _running_text(index, unit, -1)
+    if other is None:
+        return []
+    last = other.sentences[-1]
+    ok = last.end <= c.sentence.start and (_left_open(last) and _is_rest(c.sentence) or _split_after(last, c.sentence))
+    return [(other, last)] if ok else []
 
 
 def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], asked: frozenset[str] = frozenset()
