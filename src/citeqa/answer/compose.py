@@ -161,8 +161,10 @@ def _tiny(unit: Unit) -> bool:
     return sum(len(s.text.split()) for s in unit.sentences) < _MIN_WORDS
 
 
-def _laid_between(unit: Unit) -> bool:
-    return unit.kind != "chunk" or bool(_FLOAT_SECTION.search(unit.section)) or _tiny(unit)
+def _laid_between(unit: Unit, section: str) -> bool:
+    """``unit`` stands between two halves of a sentence of ``section`` (a legend's own halves do not)."""
+    floating = unit.section != section and bool(_FLOAT_SECTION.search(unit.section))
+    return unit.kind != "chunk" or _tiny(unit) or floating
 
 
 def _running_text(index: Index, unit: Unit, step: int) -> Unit | None:
@@ -171,7 +173,7 @@ def _running_text(index: Index, unit: Unit, step: int) -> Unit | None:
     for _ in range(_FLOAT_REACH):
         if not 0 <= i < len(index.units) or index.units[i].doc != unit.doc:
             return None
-        if not _laid_between(index.units[i]):
+        if not _laid_between(index.units[i], unit.section):
             return index.units[i]
         i += step
     return None
