@@ -197,15 +197,22 @@ def _held_row(d: dict[str, Any], probs: list[np.ndarray], ans_model: Model) -> d
 
 
 def run(kind: str, max_false: float, loco_dir: Path | None, out_dir: Path, near_topic: bool = False,
-        also_train: tuple[str, ...] = ()) -> dict[str, Any]:
+        also_train: tuple[str, ...] = (), evidence_also: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``also_train``: judged-only corpora every model is also fitted on; ``evidence_also``: judged-only
+    corpora only the evidence model is also fitted on (never when it is the corpus held out)."""
     have = [c for c in dataset.corpora() if (dataset.CACHE / f"{c.name}.npz").exists()]
     names = [c.name for c in have if c.train or c.name in also_train]
     judged_only = [c.name for c in have if c.name not in names]
+    ev_extra = [n for n in judged_only if n in evidence_also]
     data = {n: dataset.load(n) for n in names + judged_only}
     report: dict[str, Any] = {"kind": kind, "max_false_refusal": max_false, "near_topic": near_topic,
-                              "corpora": {}}
+                              "evidence_also": ev_extra, "corpora": {}}
+
+    def evidence_without(*held: str) -> Model:
+        return fit_evidence([data[m] for m in names + ev_extra if m not in held], kind)
+
     # Out-of-corpus evidence probabilities for every corpus (input of the answerability model).
-    ooc_models = {n: fit_evidence([data[m] for m in names if m != n], kind) for n in names}
+    ooc_models = {n: evidence_without(n) for n in names}
     ooc_probs = {n: question_probs(ooc_models[n], data[n]) for n in names}
     for held in names:
         others = [m for m in names if m != held]
@@ -215,7 +222,7 @@ def run(kind: str, max_false: float, loco_dir: Path | None, out_dir: Path, near_
         ax, ay = [], []
         for m in others:
             rest = [o for o in others if o != m]
-            probs = question_probs(fit_evidence([data[o] for o in rest], kind), data[m]) if rest else ooc_probs[m]
+            probs = question_probs(evidence_without(held, m), data[m]) if rest else ooc_probs[m]
             a, b = answerable_matrix(data[m], probs, near_topic)
             ax.append(a)
             ay.append(b)
@@ -227,16 +234,17 @@ def run(kind: str, max_false: float, loco_dir: Path | None, out_dir: Path, near_
             ans_model.save(loco_dir / held / "answerable.json")
         print(f"[loco] {held}: {json.dumps(row)}")
     # Shipped models: evidence on everything; answerability on the out-of-corpus probabilities.
-    ev_all = fit_evidence([data[n] for n in names], kind)
+    ev_all = evidence_without()
     ax, ay = zip(*(answerable_matrix(data[n], ooc_probs[n], near_topic) for n in names), strict=True)
     ans_all = fit_answerable(np.vstack(ax), np.concatenate(ay), max_false)
     ev_all.save(out_dir / "evidence.json")
     ans_all.save(out_dir / "answerable.json")
     for held in judged_only:  # never trained on: the shipped models are already out of corpus for it
-        row = _held_row(data[held], question_probs(ev_all, data[held]), ans_all)
+        ev_held = evidence_without(held) if held in ev_extra else ev_all
+        row = _held_row(data[held], question_probs(ev_held, data[held]), ans_all)
         report["corpora"][held] = {**row, "judged_only": True}
         if loco_dir is not None:
-            ev_all.save(loco_dir / held / "evidence.json")
+            ev_held.save(loco_dir / held / "evidence.json")
             ans_all.save(loco_dir / held / "answerable.json")
         print(f"[judged only] {held}: {json.dumps(row)}")
     # Verdicts: one training corpus has yes/no labels, so the figure is 5-fold cross-validated within it.
@@ -335,8 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=MODELS_DIR, help="where the shipped models go")
     ap.add_argument("--also-train", nargs="*", default=[], metavar="CORPUS",
                     help="also train on these judged-only corpora (e.g. papers: measured, lowered the mean)")
+    ap.add_argument("--evidence-also", nargs="*", default=[], metavar="CORPUS",
+                    help="also fit the evidence model (only) on these judged-only corpora")
     args = ap.parse_args(argv)
-    run(args.kind, args.max_false, args.loco_dir, args.out, args.near_topic, tuple(args.also_train))
+    run(args.kind, args.max_false, args.loco_dir, args.out, args.near_topic, tuple(args.also_train),
+        tuple(args.evidence_also))
     return 0
 
 
