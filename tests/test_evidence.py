@@ -123,6 +123,10 @@ def test_verdict_reads_the_lead_and_its_documents_conclusion() -> None:
     neg = verdict_features("Does X lower pressure?", ["X did not lower pressure; no significant difference."])
     pos = verdict_features("Does X lower pressure?", ["X significantly lowered pressure."])
     assert neg[3] == 1 and pos[3] == 0 and neg[1] > pos[1]
+    # Typeset text writes the apostrophe curly: "didn’t" negates as "didn't" does.
+    curly = verdict_features("Does X extend staining?", ["X didn’t result in extended staining."])
+    straight = verdict_features("Does X extend staining?", ["X didn't result in extended staining."])
+    assert curly[1] == straight[1] > 0
 
 
 @pytest.mark.parametrize(("question", "given", "missing"), [

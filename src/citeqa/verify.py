@@ -60,7 +60,7 @@ _REFUSAL_RE = re.compile(
     r"\b(?:not\s+(?:reported|mentioned|stated|provided|available|specified|described|given|found)"
     r"|(?:do|does|did)\s*(?:n[o']t)\s+(?:report|mention|state|provide|say|contain|address|specify|include)"
     r"|no\s+(?:information|data|mention|answer)|cannot\s+(?:be\s+)?(?:answer|determine|find)"
-    r"|can't\s+(?:answer|determine|find)|unable\s+to|insufficient\s+(?:information|evidence)"
+    r"|can['’]t\s+(?:answer|determine|find)|unable\s+to|insufficient\s+(?:information|evidence)"
     r"|(?:do|does)\s*n[o']t\s+know)\b",
     re.IGNORECASE,
 )

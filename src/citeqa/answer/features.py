@@ -61,7 +61,7 @@ _DATEISH = re.compile(
 _DEFINING = re.compile(r"\b(defined as|(?:was|were|is|are) defined|refers? to|is (?:an?|the) \w+ (?:that|which|of)|"
                        r"known as|consists? of|i\.e\.|termed|called)\b", re.I)
 _NEGATION = re.compile(r"\b(no|not|none|neither|nor|without|never|fail(?:ed|s)?|lack(?:ed|s|ing)?|unable|"
-                       r"non-?significant|insignificant)\b|n't\b", re.I)
+                       r"non-?significant|insignificant)\b|n['’]t\b", re.I)
 _HEDGE = re.compile(r"\b(may|might|could|possibly|suggests?|likely|unclear|uncertain|further (?:studies|research))\b",
                     re.I)
 # Scholarly furniture that is never evidence: licences, affiliations, correspondence, funding, citations.

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 _NEG = re.compile(r"\b(no|not|none|neither|nor|without|never|cannot|fail(?:ed|s)?|lack(?:ed|s|ing)?|unable|"
-                  r"non-?significant|insignificant|absence)\b|n't\b", re.I)
+                  r"non-?significant|insignificant|absence)\b|n['’]t\b", re.I)
 _NO_DIFF = re.compile(r"\b(no (?:significant |statistically significant )?(?:difference|association|effect|"
                       r"correlation|relationship|benefit|change|improvement|increase|decrease|reduction)s?|"
                       r"did not (?:differ|change|improve|increase|decrease|reduce|affect|predict)|"
