@@ -195,3 +195,36 @@ def test_real_paper_sentences_match_their_boxes() -> None:
     assert good / len(sents) >= 0.99
     words = re.findall(r"\S+", pd.text)
     assert sum(bool(re.search(r"[a-z]-$", w)) for w in words) / len(words) < 0.002
+
+
+def test_table_headings_on_their_own_lines_are_the_columns() -> None:
+    # PDF extraction often gives a results table as its caption, then one line per column heading, then
+    # tab-separated rows of figures: the headings name the columns and every row is data.
+    from citeqa.ingest.structure import parse_structure
+    from citeqa.ingest.tables import table_rows
+
+    text = ("RESULTS\n\nWe compare three methods below.\n\nTable 4: Accuracy on the held-out set.\n\n"
+            "Method\n\nPrecision\n\nRecall\n\nAlpha\t0.81\t0.62\nBeta\t-\t0.55\n\nThe text goes on.\n")
+    st = parse_structure(text, captions=True)
+    assert len(st.tables) == 1
+    rows = table_rows(st.tables[0])
+    assert [r.text for r in rows] == [
+        "Table 4. Accuracy on the held-out set — columns: Method; Precision; Recall",
+        "Table 4. Accuracy on the held-out set — Alpha — Precision: 0.81 — Recall: 0.62",
+        "Table 4. Accuracy on the held-out set — Beta — Precision: - — Recall: 0.55",
+    ]
+    assert text[rows[0].start:rows[0].end].startswith("Method") and text[rows[0].start:rows[0].end].endswith("Recall")
+    # The headings are the table's, not one-word paragraphs of their own.
+    assert not any(p.segments[0].stripped in {"Method", "Precision", "Recall"} for p in st.paragraphs)
+    # A header row of words stays the header; a caption just above it is not taken (it may close the
+    # table before: captions sit below tables in some journals).
+    st2 = parse_structure("Table 1: Examples.\n\nName\tScore\nAlpha\t0.81\nBeta\t0.55\n", captions=True)
+    assert [r.text for r in table_rows(st2.tables[0])][1] == "Table 1 — Alpha — Score: 0.81"
+
+
+@pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/pdfs is not here")
+def test_real_results_table_gets_its_caption_and_headings() -> None:
+    doc = parse_document(SHARED_PDFS / "paperqa_pasa.pdf", {}, Settings())
+    rows = [u.text for u in doc.units if u.kind == "row" and "Google Scholar" in u.text]
+    assert rows and rows[0].startswith("Table 5. Results on AutoScholarQuery test set — Google Scholar — "), rows
+    assert "Recall@20: 0.1514" in rows[0]

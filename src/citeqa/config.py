@@ -185,4 +185,4 @@ def _digest(key: SecretStr) -> str:
 
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
-INGEST_VERSION = 6  # 6: storage format 2 (units, texts, vectors and postings read from disk)
+INGEST_VERSION = 7  # 7: PDF tables read column headings given one per line above the rows; 6: storage format 2

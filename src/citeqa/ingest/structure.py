@@ -46,6 +46,9 @@ class Table:
     caption: str
     caption_line: Line | None
     rows: list[Line]
+    # Column headings read from the lines above the rows (PDF text that gives each heading its own line);
+    # when set, every row of ``rows`` is data.
+    header_lines: tuple[Line, ...] = ()
 
 
 @dataclass
@@ -226,6 +229,46 @@ def _table_blocks(lines: list[Line], skip: set[int]) -> list[tuple[int, int]]:
     return blocks
 
 
+_NUMERIC_CELL = re.compile(r"[-–—]|n/?a|[<>≤≥~±]?\s?[-−]?\d[\d.,]*\s?%?(?:\s?\([^()]*\))?", re.I)
+_REACH = 16  # non-blank lines above a table searched for its caption or headings
+
+
+def _data_row(ln: Line) -> bool:
+    """A row of figures (every cell but the label a number or a dash): data, not column headings."""
+    cells = [c.strip() for c in ln.text.split("\t")[1:]]
+    return bool(cells) and all(_NUMERIC_CELL.fullmatch(c) for c in cells if c) and any(any(ch.isdigit() for ch in c)
+                                                                                      for c in cells)
+
+
+def _above(lines: list[Line], i: int) -> list[int]:
+    """Indices of the non-blank lines above line ``i``, nearest first."""
+    out: list[int] = []
+    j = i - 1
+    while j >= 0 and len(out) < _REACH:
+        if lines[j].stripped:
+            out.append(j)
+        j -= 1
+    return out
+
+
+def _caption_above(lines: list[Line], i: int, claimed: set[int]) -> int | None:
+    """The "Table N ..." line right above line ``i`` (blank lines apart), unless a table took it."""
+    j = next(iter(_above(lines, i)), None)
+    return j if j is not None and j not in claimed and _TABLE_CAPTION.match(lines[j].stripped) else None
+
+
+def _headings_before(lines: list[Line], i: int, columns: int) -> tuple[Line, ...]:
+    """Column headings that PDF extraction put one per line above the rows: exactly one short line per
+    column, right above the block."""
+    heads: list[Line] = []
+    for j in _above(lines, i):
+        t = lines[j].stripped
+        if "\t" in lines[j].text or len(t.split()) > 4 or t.endswith((".", ":")) or len(heads) == columns:
+            break
+        heads.append(lines[j])
+    return tuple(reversed(heads)) if len(heads) == columns else ()
+
+
 # --- assembly -------------------------------------------------------------------------------------
 
 
@@ -247,6 +290,7 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
     current: Paragraph | None = None  # paragraph being read (no blank line yet)
     pending: Paragraph | None = None  # last paragraph that ended mid-sentence
     table_no = 0
+    claimed: set[int] = set()  # caption lines already given to a table
     footnotes: str | None = None  # after a table, paragraphs are its notes until the text resumes
     i = 0
     while i < len(lines):
@@ -264,11 +308,25 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             m = _TABLE_CAPTION.match(rows[0].stripped)
             if m:
                 cap_line, rows = rows[0], rows[1:]
+            heads = _headings_before(lines, i, len(rows[0].text.split("\t"))) if captions and _data_row(rows[0]) else ()
+            above = _caption_above(lines, lines.index(heads[0]), claimed) if heads and not m else None
+            if above is not None:
+                # PDF text laid out as caption, one line per column heading, rows: the caption is this
+                # table's. (Without headings in between, a caption just above may close the table
+                # before it -- captions sit below tables in some journals -- so none is taken.)
+                claimed.add(above)
+                m = _TABLE_CAPTION.match(lines[above].stripped)
+            if m:
                 table_no = int(m.group(1))
-                rest = clean_inline(Mapped.of(m.group(2).split("\t")[0])).text.strip().rstrip("*.").strip()
+                rest = clean_inline(Mapped.of(m.group(2).split("\t")[0])).text.strip().lstrip(":").rstrip("*.").strip()
                 caption = f"Table {table_no}. {rest}" if rest else f"Table {table_no}"
+            if heads:
+                # The headings were read as one-word paragraphs: they belong to the table.
+                paragraphs = [p for p in paragraphs if not any(seg in heads for seg in p.segments)]
+                pending = pending if pending in paragraphs else None
+                barriers.extend(h.start for h in heads)
             base = sections.major or sections.path
-            tables.append(Table(f"{base} > {caption}" if base else caption, caption, cap_line, rows))
+            tables.append(Table(f"{base} > {caption}" if base else caption, caption, cap_line, rows, heads))
             barriers.extend(r.start for r in lines[i:end])
             footnotes = tables[-1].section
             current = None

@@ -54,10 +54,16 @@ def _is_group(values: list[str], label: str) -> bool:
 def table_rows(table: Table) -> list[Row]:
     if not table.rows:
         return []
-    header = [c[2] for c in _cells(table.rows[0])]
+    if table.header_lines:
+        header = [_cells(ln)[0][2] for ln in table.header_lines]
+        body = table.rows
+        a, b = _span(table.header_lines[0])[0], _span(table.header_lines[-1])[1]
+    else:
+        header = [c[2] for c in _cells(table.rows[0])]
+        body = table.rows[1:]
+        a, b = _span(table.rows[0])
     while len(header) > 1 and not header[-1]:
         header.pop()  # trailing empty cells are layout, not columns
-    body = table.rows[1:]
     # Merge spanning header cells: blank cells continue the header on their left.
     filled: list[str] = []
     for h in header:
@@ -79,7 +85,6 @@ def table_rows(table: Table) -> list[Row]:
     caption = table.caption + (f" ({unit_note})" if unit_note else "")
     first = filled[0] if filled else ""
     rows: list[Row] = []
-    a, b = _span(table.rows[0])
     cols = "; ".join(h for h in filled[1:] if h)
     rows.append(Row(a, b, f"{caption}{SEP}columns: {first}; {cols}", first, "", (), "header"))
     group = ""
