@@ -228,3 +228,16 @@ def test_real_results_table_gets_its_caption_and_headings() -> None:
     rows = [u.text for u in doc.units if u.kind == "row" and "Google Scholar" in u.text]
     assert rows and rows[0].startswith("Table 5. Results on AutoScholarQuery test set — Google Scholar — "), rows
     assert "Recall@20: 0.1514" in rows[0]
+
+
+@pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/pdfs is not here")
+def test_table_in_a_smaller_font_is_cut_from_the_text_and_read_whole() -> None:
+    # The review's table of modifications sits above two columns of text, nearer to it than the body
+    # text's line gap, and the page's layout splits its rows in two: both halves are one table, whose
+    # footnote stays text.
+    doc = parse_document(SHARED_PDFS / "10.7150_ijbs.86869.pdf", {}, Settings())
+    rows = [u.text for u in doc.units if u.kind == "row"]
+    assert any("Factors: PLK1 — PTM sites: T8(H)" in r for r in rows), rows[:5]
+    assert any("Factors: USP48 — PTM sites: K120, K189(H)" in r for r in rows)  # the second half
+    assert all(r.startswith("Table 2. PTMs regulation of GSDMs") for r in rows)
+    assert any(u.kind == "chunk" and u.text.startswith("Table 2: The PTMs sites") for u in doc.units)

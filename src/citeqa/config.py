@@ -185,4 +185,6 @@ def _digest(key: SecretStr) -> str:
 
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
-INGEST_VERSION = 7  # 7: PDF tables read column headings given one per line above the rows; 6: storage format 2
+# 8: PDF tables set in a smaller font are cut from the text below them, and a table the layout split at a
+# row gap is read whole; 7: PDF column headings given one per line; 6: storage format 2.
+INGEST_VERSION = 8

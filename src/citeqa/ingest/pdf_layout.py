@@ -107,7 +107,30 @@ def reading_order(segs: list[Segment], body: float) -> list[tuple[list[Segment],
     tables: set[int] = set()
     captions = [s for s in segs if _TABLE_CAPTION.match(s.text)]
     _xycut(segs, body, out, 0, captions, tables)
-    return [(blk, i in tables) for i, blk in enumerate(out)]
+    blocks: list[tuple[list[Segment], bool]] = []
+    for i, blk in enumerate(out):
+        more = _table_rest(blocks[-1][0], blk, body) if blocks and blocks[-1][1] and i not in tables else []
+        if more:  # the rest of a table that the XY-cut split at a gap between its rows
+            blocks[-1] = (blocks[-1][0] + more, True)
+            blk = [s for s in blk if all(s is not m for m in more)]
+        if blk:
+            blocks.append((blk, i in tables))
+    return blocks
+
+
+def _table_rest(table: list[Segment], blk: list[Segment], body: float) -> list[Segment]:
+    """The rows at the top of ``blk`` that continue ``table``: right below it, within its columns, a
+    grid up to the first line of running text (a footnote, or the text resuming)."""
+    t_bottom = max(s.y1 for s in table)
+    t_x0, t_x1 = min(s.x0 for s in table), max(s.x1 for s in table)
+    if not -1 <= min(s.y0 for s in blk) - t_bottom < 4 * body:
+        return []
+    rows = _rows(blk)
+    end = next((k for k, r in enumerate(rows) if len(r) == 1 and (len(r[0].text.split()) > 14
+                                                                  or _TABLE_CAPTION.match(r[0].text))), len(rows))
+    rest = [s for r in rows[:end] for s in r]
+    inside = bool(rest) and min(s.x0 for s in rest) >= t_x0 - body and max(s.x1 for s in rest) <= t_x1 + body
+    return rest if inside and _grid(rest, body) else []
 
 
 def _rows(segs: list[Segment]) -> list[list[Segment]]:
@@ -125,6 +148,15 @@ def _rows(segs: list[Segment]) -> list[list[Segment]]:
 
 def _is_table(segs: list[Segment], body: float, captions: list[Segment]) -> bool:
     """A grid of short cells right under a "Table N" caption (the caption may be its first row)."""
+    if not _grid(segs, body):
+        return False
+    top = min(s.y0 for s in segs)
+    x0, x1 = min(s.x0 for s in segs), max(s.x1 for s in segs)
+    return any(c.y0 <= top + 1 and top - c.y1 < 4 * body and c.x0 < x1 and c.x1 > x0 for c in captions)
+
+
+def _grid(segs: list[Segment], body: float) -> bool:
+    """Rows of short cells, most rows with two or more, not beside a column of running text."""
     if len(segs) < 6:
         return False
     rows = _rows(segs)
@@ -143,9 +175,19 @@ def _is_table(segs: list[Segment], body: float, captions: list[Segment]) -> bool
             ws = sorted(len(s.text.split()) for s in side)
             if ws and ws[len(ws) // 2] > 6:
                 return False
-    top = min(s.y0 for s in segs)
-    x0, x1 = min(s.x0 for s in segs), max(s.x1 for s in segs)
-    return any(c.y0 <= top + 1 and top - c.y1 < 4 * body and c.x0 < x1 and c.x1 > x0 for c in captions)
+    return True
+
+
+def _table_cut(segs: list[Segment], body: float, captions: list[Segment]) -> list[float]:
+    """Where a captioned table set in a smaller font ends and the text below begins: their gap can be
+    narrower than the body text's line gap, so look for a narrower one -- the lowest below which the
+    part above is a table (higher ones would cut the table between its rows)."""
+    if not captions:
+        return []
+    for c in reversed(_gaps([(s.y0, s.y1) for s in segs], max(0.4 * body, 3.0))):
+        if _is_table([s for s in segs if (s.y0 + s.y1) / 2 < c], body, captions):
+            return [c]
+    return []
 
 
 def _gaps(spans: list[tuple[float, float]], min_gap: float) -> list[float]:
@@ -187,7 +229,7 @@ def _xycut(segs: list[Segment], body: float, out: list[list[Segment]], depth: in
         _xycut([s for s in segs if s.x1 <= best], body, out, depth + 1, captions, tables)
         _xycut([s for s in segs if s.x0 >= best], body, out, depth + 1, captions, tables)
         return
-    hcuts = _gaps([(s.y0, s.y1) for s in segs], max(0.8 * body, 5.0))
+    hcuts = _gaps([(s.y0, s.y1) for s in segs], max(0.8 * body, 5.0)) or _table_cut(segs, body, captions)
     if hcuts:
         edges = [float("-inf"), *hcuts, float("inf")]
         for a, b in zip(edges, edges[1:], strict=False):
