@@ -741,3 +741,14 @@ def test_corpora_run_three_systems_per_set(tmp_path, seed_index, monkeypatch, ca
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "## four (seeds)" in summary
     assert "| metric | citeqa (k=5) | textbook (k=4) | bm25-sentence (k=5) |" in summary
+
+
+def test_gold_quote_found_when_whitespace_differs() -> None:
+    # A table row written with tabs is quoted with spaces; a quote broken over a line has one space.
+    from citeqa.textutil import find_quote
+
+    text = "Intro.\nGSDMA Phosphorylation\tPLK1\tT8(H)\tInhibit NTD\noligomerization\n"
+    span = find_quote(text, "GSDMA Phosphorylation PLK1 T8(H) Inhibit NTD oligomerization")
+    assert span is not None and text[span[0]:span[1]].startswith("GSDMA") and text[span[1] - 1] == "n"
+    assert find_quote(text, "Intro.") == (0, 6)
+    assert find_quote(text, "PLK1 T9(H)") is None and find_quote(text, "   ") is None

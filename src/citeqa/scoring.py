@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from citeqa.eval_questions import EvalItem, Evidence
+from citeqa.textutil import find_quote
 from citeqa.types import Answer
 
 DocTextFn = Callable[[str], str]
@@ -124,11 +125,14 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
         if t is None:
             data_errors.append(f"evidence doc {ev.doc!r} not found")
             continue
-        pos = ev.start if ev.start is not None and t[ev.start : ev.end] == ev.quote else t.find(ev.quote)
-        if pos < 0:
+        if ev.start is not None and ev.end is not None and t[ev.start : ev.end] == ev.quote:
+            found: tuple[int, int] | None = (ev.start, ev.end)
+        else:
+            found = find_quote(t, ev.quote)  # whitespace may differ in tables: tabs for spaces
+        if found is None:
             data_errors.append(f"gold quote not found in {ev.doc}: {_short(ev.quote)!r}")
             continue
-        gold.append((ev, (pos, pos + len(ev.quote))))
+        gold.append((ev, found))
 
     # retrieval
     passages = list(answer.passages)

@@ -27,6 +27,7 @@ import numpy as np
 from citeqa.answer import evidence as ev
 from citeqa.answer import features as F
 from citeqa.config import PROJECT_ROOT, Settings
+from citeqa.textutil import find_quote
 
 SHARED = Path(os.environ.get("CITEQA_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
 CACHE = PROJECT_ROOT / "runs" / "training"
@@ -78,13 +79,9 @@ def _gold_spans(item: dict[str, Any], doc_text: Any) -> list[tuple[str, int, int
             text = doc_text(doc)
         except KeyError:
             continue
-        pos = text.find(e["quote"])
-        if pos < 0:  # whitespace differences (tables): match on the first words
-            head = re.escape(" ".join(e["quote"].split()[:6])).replace(r"\ ", r"\s+")
-            m = re.search(head, text)
-            pos = m.start() if m else -1
-        if pos >= 0:
-            out.append((doc, pos, pos + len(e["quote"])))
+        span = find_quote(text, e["quote"])  # whitespace may differ in tables: tabs for spaces
+        if span is not None:
+            out.append((doc, *span))
     return out
 
 
