@@ -97,15 +97,14 @@ def numbers(text: str) -> list[str]:
 _STOP_STEMS = frozenset(stem(w) for w in STOPWORDS | QUESTION_WORDS) | STOPWORDS | QUESTION_WORDS
 
 
-def find_quote(text: str, quote: str, start: int = 0) -> tuple[int, int] | None:
+def find_quote(text: str, quote: str) -> tuple[int, int] | None:
     """Where ``quote`` stands in ``text``: verbatim, else with any run of whitespace for each space (a
     table written with tabs where the quote has spaces, a line break where it has one space)."""
-    pos = text.find(quote, start)
+    pos = text.find(quote)
     if pos >= 0:
         return pos, pos + len(quote)
     words = quote.split()
     if not words:
         return None
-    m = re.compile(r"\s+".join(re.escape(w) for w in words)).search(text, start)
+    m = re.compile(r"\s+".join(re.escape(w) for w in words)).search(text)
     return (m.start(), m.end()) if m else None
-

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from citeqa.answer.evidence import Candidate, Scored
 from citeqa.index import Index
+from citeqa.ingest.structure import CAPTION
 from citeqa.textutil import index_terms, numbers, stem
 from citeqa.types import AnswerSentence, Citation, Sentence, Unit
 
@@ -151,8 +152,6 @@ def _join(body: str, piece: str, is_word: Callable[[str], bool]) -> str:
 # What a page lays out between two halves of a sentence: table rows, figure and table captions with
 # their legends (the ingest gives each caption a section of its own, "RESULTS > Table 3"), and panel
 # labels ("e", "Control") extracted from inside a figure.
-_FLOAT_SECTION = re.compile(
-    r"(?:^|> )(?:(?:supplementary|extended data|supporting)\s+)?(?:fig(?:ure)?s?\.?|table)\s*S?\d+", re.I)
 _FLOAT_REACH = 80  # units: a long table or a figure with many panels can stand between the halves
 _MIN_WORDS = 4
 
@@ -163,7 +162,7 @@ def _tiny(unit: Unit) -> bool:
 
 def _laid_between(unit: Unit, section: str) -> bool:
     """``unit`` stands between two halves of a sentence of ``section`` (a legend's own halves do not)."""
-    floating = unit.section != section and bool(_FLOAT_SECTION.search(unit.section))
+    floating = unit.section != section and any(CAPTION.match(part) for part in unit.section.split(" > "))
     return unit.kind != "chunk" or _tiny(unit) or floating
 
 

@@ -21,12 +21,11 @@ import numpy as np
 from citeqa.errors import IngestError
 from citeqa.ingest.pdf_chars import Glyph, Segment, page_segments
 from citeqa.ingest.pdf_layout import Line, block_lines, body_size, furniture, is_figure_text, reading_order
+from citeqa.ingest.structure import CAPTION
 from citeqa.pages import PageMap
 
 EXTRACTOR = "pdfium-layout-1"  # part of a PDF's content hash: a new extractor re-reads old PDFs
 MAX_PAGES = 500
-CAPTION = re.compile(r"^(?:(?:supplementary|extended data|supporting)\s+)?(?:fig(?:ure)?s?\.?|table)\s*S?\d+",
-                     re.I)
 _NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[IVX]{1,4}\.|[A-H]\.)\s+[A-Z]")
 _MAJOR_WORDS = re.compile(r"^(?:\d{1,2}\.?\s+)?(abstract|summary|introduction|background|results?|discussion|"
                           r"conclusions?|methods|materials and methods|star\W*methods|experimental procedures|"

@@ -272,8 +272,9 @@ def _headings_before(lines: list[Line], i: int, columns: int) -> tuple[Line, ...
 # --- assembly -------------------------------------------------------------------------------------
 
 
-# Figure and table captions of extracted PDF text (each is its own paragraph there).
-_CAPTION = re.compile(r"^((?:(?:supplementary|extended data|supporting)\s+)?(?:fig(?:ure)?s?\.?|table)\s*S?\d+)",
+# Figure and table captions ("Figure 2", "Table S1", "Extended Data Fig. 3"): in extracted PDF text each
+# is its own paragraph; group 1 is the label.
+CAPTION = re.compile(r"^((?:(?:supplementary|extended data|supporting)\s+)?(?:fig(?:ure)?s?\.?|table)\s*S?\d+)",
                       re.I)
 
 
@@ -359,7 +360,7 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
                 paragraphs.append(current)
                 i += 1
                 continue
-            elif captions and (cap := _CAPTION.match(ln.stripped)):
+            elif captions and (cap := CAPTION.match(ln.stripped)):
                 label = " ".join(cap.group(1).replace(".", " ").split()).title().replace("Fig ", "Figure ")
                 base = sections.major or sections.path
                 current = Paragraph(f"{base} > {label}" if base else label)
