@@ -156,3 +156,19 @@ def test_the_kind_of_quantity_asked_for_is_found_or_missed(question: str, given:
                            max_idf=1.0, unknown_share=0.0, **F.describe_question("Which drug was studied?"),
                            named=frozenset(), vector=np.zeros(1))
     assert (given_f(plain, view(given)), missing_f(plain, view(given))) == (0.0, 0.0)
+
+
+def test_author_lists_are_never_candidates(seed_index) -> None:  # type: ignore[no-untyped-def]
+    """The trial article's byline (names with degrees) is in the index but never offered as evidence; the
+    news piece's sentence naming the trial's leader is."""
+    from citeqa.answer.evidence import candidates
+    from citeqa.types import Passage
+
+    index, _ = seed_index
+    units = [u for u in index.units if u.doc in ("003_19084b4463aafb5f.txt", "002_e9f14de385d16e30.txt")]
+    byline = [s.text for u in units for s in u.sentences if s.text.startswith("Hagop Kantarjian, M.D., Anthony Stein")]
+    assert byline  # the index keeps it (highlighting, metadata)
+    passages = [Passage(u, "", "", 1.0, i + 1) for i, u in enumerate(units)]
+    texts = [c.sentence.text for c in candidates(index, passages)]
+    assert not set(byline) & set(texts)
+    assert any(t.startswith("The trial investigators, led by Hagop Kantarjian") for t in texts)

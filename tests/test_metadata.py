@@ -11,7 +11,15 @@ import pytest
 from citeqa.config import Settings
 from citeqa.index import Index
 from citeqa.ingest import load_catalog, parse_text
-from citeqa.ingest.metadata import extract_metadata, find_acronyms, find_doi, find_trial_ids, merge_meta
+from citeqa.ingest.metadata import (
+    extract_metadata,
+    find_acronyms,
+    find_doi,
+    find_trial_ids,
+    is_affiliation,
+    is_name_list,
+    merge_meta,
+)
 from citeqa.types import DocMeta
 from conftest import SEED_FILES, SEEDS_DIR, HashEmbedder, read_loader_text
 
@@ -189,3 +197,53 @@ def test_abstract_years_agree_with_manifest() -> None:
     assert dated
     for row in dated:
         assert extract_metadata(read_loader_text(root / "docs" / row["file"])).year == row["year"]
+
+
+# --- author lists ------------------------------------------------------------------------------------
+
+def test_author_line_with_affiliation_marks() -> None:
+    # PDFs put affiliation numbers and footnote symbols right after each name.
+    text = ("Gasdermin pores in health and disease: a review of their modifications\n"
+            "Yuejun Yang1, Nan Wang2, Anton Gartner3 , Hongtao Zhang1,* and Ye Hong1,†\n"
+            "1 Department of Biology, Southeast University, Nanjing, China\n\n"
+            + "Gasdermins form pores in the plasma membrane of cells that die by pyroptosis. " * 6)
+    ex = extract_metadata(text)
+    assert ex.authors.split("; ") == ["Yuejun Yang", "Nan Wang", "Anton Gartner", "Hongtao Zhang", "Ye Hong"]
+
+
+@pytest.mark.parametrize("text", [
+    "Haiyang Jiang, Peizhao Liu, Jiaqi Kang, Jie Wu, Xiuwen Wu2\uf02a, Yun Zhao1\uf02a, Jianan Ren1,2\uf02a",
+    "Connor A. Horton, Amr M. Alexandari†, Michael G. B. Hayes†, Emil Marklund†, Peter H. Suzuki",
+    "Hagop Kantarjian, M.D., Anthony Stein, M.D., Adele K. Fielding, M.B., B.S., Ph.D., Andre C. Schuh",
+])
+def test_name_lists_are_recognised(text: str) -> None:
+    assert is_name_list(text)
+
+
+@pytest.mark.parametrize("text", [
+    "The trial investigators, led by Hagop Kantarjian, M.D., of the University of Texas MD Anderson Cancer "
+    "Center, enrolled 405 patients.",
+    "Pho4, Cbf1, MAX and USF1",  # single capitalised words: genes, not people
+    "Smith 2019, Jones 2020, Lee 2021",
+    "Patients were enrolled in Spain, Italy, Germany and France.",
+])
+def test_sentences_naming_people_or_things_are_not_name_lists(text: str) -> None:
+    assert not is_name_list(text)
+
+
+@pytest.mark.parametrize("text", [
+    "3. Jiangsu Provincial Key Laboratory of Critical Care Medicine, Department of Critical Care Medicine, "
+    "Affiliated Zhongda Hospital, School of Medicine, Southeast University, Nanjing, China",
+    "6 Department of Pathology, Johns Hopkins University School of Medicine, Baltimore, MD 21231, USA.",
+])
+def test_affiliations_are_recognised(text: str) -> None:
+    assert is_affiliation(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Patients were enrolled at the University of Texas MD Anderson Cancer Center, Houston, and at 101 other centers.",
+    "Department of Pathology",  # a heading, not an address
+    "The study was approved by the ethics committee of Nanjing University, Nanjing, China.",
+])
+def test_sentences_about_institutions_are_not_affiliations(text: str) -> None:
+    assert not is_affiliation(text)

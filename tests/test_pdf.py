@@ -222,6 +222,39 @@ def test_table_headings_on_their_own_lines_are_the_columns() -> None:
     assert [r.text for r in table_rows(st2.tables[0])][1] == "Table 1 — Alpha — Score: 0.81"
 
 
+@pytest.mark.parametrize(("line", "figure"), [
+    ("CD8 b 20 15", True), ("E 75 50 25 0", True), ("SNA binding e f g", True), ("CD4 0", True),
+    ("Np = N0 e(k p− ks )t", True), ("120 h Assay end", True),
+    ("2.1 Data collection", False), ("1 Introduction", False), ("II. Methods", False), ("T cells", False),
+    ("Results and discussion", False),
+])
+def test_text_inside_figures_is_not_a_heading(line: str, figure: bool) -> None:
+    # Axis ticks, panel letters and formulae are extracted in large or bold type like headings; taken as
+    # headings they filed the body text after them under "Abstract > CD4 0".
+    from citeqa.ingest.pdf import _figure_text
+
+    assert _figure_text(line) is figure
+
+
+def test_a_figure_reference_starting_a_line_is_running_text_not_a_caption() -> None:
+    # A page or column break can leave running text starting with "Figure 2C), …": that sentence goes on
+    # from the paragraph before; "Figure 2. …" after a blank line is a caption, a section of its own.
+    from citeqa.ingest.structure import parse_structure
+
+    text = ("RESULTS\n\nThe ratio of the two radii, which is robust to the parameters (see\n\n"
+            "Figure 2C), is consistent with the observed ratio.\n\n"
+            "Figure 2. Predicted and observed size ratios.\n\n"
+            "Table 12 in Appendix D gives examples of the queries.\n")
+    st = parse_structure(text, captions=True)
+    by_text = {" ".join(sg.stripped for sg in p.segments): p.section for p in st.paragraphs}
+    assert by_text == {
+        "The ratio of the two radii, which is robust to the parameters (see Figure 2C), is consistent with the "
+        "observed ratio.": "RESULTS",
+        "Figure 2. Predicted and observed size ratios.": "RESULTS > Figure 2",
+        "Table 12 in Appendix D gives examples of the queries.": "RESULTS",
+    }
+
+
 @pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/pdfs is not here")
 def test_real_results_table_gets_its_caption_and_headings() -> None:
     doc = parse_document(SHARED_PDFS / "paperqa_pasa.pdf", {}, Settings())

@@ -21,6 +21,7 @@ from citeqa.abbrev import expand
 from citeqa.answer import features as F
 from citeqa.answer.scorer import Model, check_features, columns, load_model, model_path
 from citeqa.index import Index
+from citeqa.ingest.metadata import is_byline
 from citeqa.textutil import index_terms, numbers
 from citeqa.types import Passage, Sentence, Unit
 
@@ -139,8 +140,8 @@ def candidates(index: Index, passages: Sequence[Passage]) -> list[Candidate]:
         sv = index.sentence_vectors(u.id)
         for i, s in enumerate(u.sentences):
             key = (u.doc, s.start, s.end)
-            if key in seen or F.INSTRUCTION.search(s.text) or F.NEVER_EVIDENCE.search(s.text):
-                continue  # instructions to the reader or system, licences, funding: never evidence
+            if key in seen or F.INSTRUCTION.search(s.text) or F.NEVER_EVIDENCE.search(s.text) or is_byline(s.text):
+                continue  # instructions to the reader or system, licences, funding, author lists: never evidence
             seen.add(key)
             vec = sv[i] if sv is not None and i < len(sv) else index.unit_vector(u.id)
             out.append(Candidate(u, s, i, p.rank, p.score, vec))

@@ -21,7 +21,7 @@ import numpy as np
 from citeqa.errors import IngestError
 from citeqa.ingest.pdf_chars import Glyph, Segment, page_segments
 from citeqa.ingest.pdf_layout import Line, block_lines, body_size, furniture, is_figure_text, reading_order
-from citeqa.ingest.structure import CAPTION
+from citeqa.ingest.structure import CAPTION, CAPTION_START
 from citeqa.pages import PageMap
 
 EXTRACTOR = "pdfium-layout-1"  # part of a PDF's content hash: a new extractor re-reads old PDFs
@@ -201,6 +201,25 @@ def _block_of(lines: list[Line], top: float) -> int:
     return next(ln.block for ln in lines if ln.size >= 0.92 * top)
 
 
+
+_AXIS_TOKEN = re.compile(r"^(?:[-−+]?[\d.,%±]+|\S)$")
+
+
+def _figure_text(t: str) -> bool:
+    """Text set inside a figure (axis ticks, panel letters, formulae: "CD8 b 20 15", "E 75 50 25 0",
+    "Np = N0 e(k p− ks )t") rather than a heading: half its tokens or more are numbers or single
+    characters (two, or one number), or it has an equals sign. A heading's own leading number ("2 Methods")
+    does not count."""
+    toks = t.split()
+    if "=" in t:
+        return True
+    if len(toks) > 1 and _NUMBERED.match(t) and sum(bool(_AXIS_TOKEN.match(w)) for w in toks) == 1:
+        toks = toks[1:]
+    axis = [w for w in toks if _AXIS_TOKEN.match(w)]
+    # One capital letter alone is a name's part ("T cells"), a number alone is not ("CD4 0").
+    return 2 * len(axis) >= len(toks) and (len(axis) >= 2 or any(c.isdigit() for c in "".join(axis)))
+
+
 class _Writer:
     def __init__(self, out: _Out, words: _Words, body: float) -> None:
         self.out, self.words, self.body = out, words, body
@@ -220,7 +239,8 @@ class _Writer:
             if not lines:
                 return
         first = lines[0]
-        floating = bool(self.para) and self._open() and (CAPTION.match(first.text) or first.size < 0.9 * self.body)
+        floating = bool(self.para) and self._open() and (
+            CAPTION_START.match(first.text.strip()) or first.size < 0.9 * self.body)
         if not floating and self.para and not (self._open() and self._continues(first)):
             self._close()
         prev: Line | None = None  # a paragraph going on from another block is not broken by geometry
@@ -320,7 +340,7 @@ class _Writer:
         """``cont``: the line would go on a heading begun above (it may start in lower case)."""
         t = ln.text.strip()
         n_words = len(t.split())
-        if not t or n_words > 14 or CAPTION.match(t) or len(t) < 3:
+        if not t or n_words > 14 or CAPTION.match(t) or len(t) < 3 or _figure_text(t):
             return False
         if _MAJOR_WORDS.match(t):
             return True
@@ -343,7 +363,7 @@ class _Writer:
         if abs(ln.size - prev.size) > 0.2 * s:
             return True
         t = ln.text.strip()
-        if CAPTION.match(t):
+        if CAPTION_START.match(t):
             return True
         indent = ln.x0 - left > 0.8 * s and ln.x0 - prev.x0 > 0.8 * s
         tail = "".join(reversed([g.ch for g in prev.items[::-1] if g is not None and not g.sup][:3]))

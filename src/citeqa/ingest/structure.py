@@ -276,6 +276,11 @@ def _headings_before(lines: list[Line], i: int, columns: int) -> tuple[Line, ...
 # is its own paragraph; group 1 is the label.
 CAPTION = re.compile(r"^((?:(?:supplementary|extended data|supporting)\s+)?(?:fig(?:ure)?s?\.?|table)\s*S?\d+)",
                       re.I)
+# Where a caption begins, its label is followed by a title, a full stop, colon, bar or spaced dash, or
+# nothing ("Figure 2. Survival", "Fig. 1 | Structure", "Table 1: Summary", "Figure 1 – Stiffness"). A line
+# of running text that a line break starts with a reference is not a caption ("Figure 2C), is
+# consistent", "Table 12 in Appendix D provides", "Fig. 2b).", "Figure 4—figure supplement 1A").
+CAPTION_START = re.compile(r"^(?i:" + CAPTION.pattern[1:] + r")(?=\s*$|\s*[.:|]|\s+[–—-]\s|\s+[A-Z])")
 
 
 def parse_structure(text: str, captions: bool = False) -> Structure:
@@ -350,7 +355,10 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             current.segments.append(ln)
         else:
             first = ln.stripped[0]
-            if pending is not None and pending.open and first.islower():
+            # A sentence goes on past a page break, table or figure: in lower case, or with a reference
+            # to a figure or table that is not a caption ("… as shown in" / "Figure 2C), is …").
+            if pending is not None and pending.open and (first.islower() or (
+                    captions and CAPTION.match(ln.stripped) and not CAPTION_START.match(ln.stripped))):
                 pending.segments.append(ln)  # continuation across a page break, table or figure
                 current = pending
                 footnotes = None
@@ -360,7 +368,7 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
                 paragraphs.append(current)
                 i += 1
                 continue
-            elif captions and (cap := CAPTION.match(ln.stripped)):
+            elif captions and (cap := CAPTION_START.match(ln.stripped)):
                 label = " ".join(cap.group(1).replace(".", " ").split()).title().replace("Fig ", "Figure ")
                 base = sections.major or sections.path
                 current = Paragraph(f"{base} > {label}" if base else label)
