@@ -405,3 +405,18 @@ def test_bad_catalog_is_reported_not_fatal(tmp_path: Path) -> None:
     idx = Index.build([docs], Settings(index_dir=tmp_path / "index"), embedder=HashEmbedder())
     assert idx.last_report is not None and idx.last_report.documents == 1
     assert any("catalog.toml" in f for f, _ in idx.last_report.errors)
+
+
+def test_figure_legend_panels_are_sentences() -> None:
+    from citeqa.ingest.sentences import split_sentences
+
+    text = ("Figure 5 – Regulation is driven at the translational level. (a) CDKN2a expression decreases on soft "
+            "gels. (f) treatment with 100 nM bortezomib increased p21. Values are means (n = 3). Two aims were "
+            "set (i) and (ii) below.")
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "Figure 5 – Regulation is driven at the translational level.",
+        "(a) CDKN2a expression decreases on soft gels.",
+        "(f) treatment with 100 nM bortezomib increased p21.",
+        "Values are means (n = 3).",
+        "Two aims were set (i) and (ii) below.",
+    ]
