@@ -405,3 +405,15 @@ def test_bad_catalog_is_reported_not_fatal(tmp_path: Path) -> None:
     idx = Index.build([docs], Settings(index_dir=tmp_path / "index"), embedder=HashEmbedder())
     assert idx.last_report is not None and idx.last_report.documents == 1
     assert any("catalog.toml" in f for f, _ in idx.last_report.errors)
+
+
+def test_results_after_an_unstructured_abstract_is_the_articles_section() -> None:
+    from citeqa.ingest.structure import parse_structure
+
+    body = "Siglec-15 is an immune checkpoint expressed on tumour-associated macrophages and T cells.\n\n"
+    intro = "The introduction goes on here without a heading.\n\n"
+    st = parse_structure(f"## Abstract\n\n{body}{intro}## Results\n\n{body}")
+    assert [p.section for p in st.paragraphs] == ["Abstract", "Abstract", "Results"]
+    # A structured abstract keeps its parts inside the abstract.
+    st = parse_structure(f"ABSTRACT\n\nBACKGROUND\n\n{body}RESULTS\n\n{body}INTRODUCTION\n\n{body}")
+    assert [p.section for p in st.paragraphs] == ["ABSTRACT > BACKGROUND", "ABSTRACT > RESULTS", "INTRODUCTION"]

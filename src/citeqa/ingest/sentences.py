@@ -16,7 +16,9 @@ ABBREVIATIONS = {
 
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace.
 _BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*(?=\s+)")
-_NEXT_START = re.compile(r"\s+[\"'“‘(\[]*[A-Z0-9•]")
+# The next sentence starts in upper case or a digit, or with a figure legend's panel label: "… level. (b)
+# CDKN1a expression …", "(f) treatment with …".
+_NEXT_START = re.compile(r"\s+(?:\([a-z]\)\s|[\"'“‘(\[]*[A-Z0-9•])")
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
