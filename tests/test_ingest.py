@@ -420,3 +420,15 @@ def test_figure_legend_panels_are_sentences() -> None:
         "Values are means (n = 3).",
         "Two aims were set (i) and (ii) below.",
     ]
+
+
+def test_results_after_an_unstructured_abstract_is_the_articles_section() -> None:
+    from citeqa.ingest.structure import parse_structure
+
+    body = "Siglec-15 is an immune checkpoint expressed on tumour-associated macrophages and T cells.\n\n"
+    intro = "The introduction goes on here without a heading.\n\n"
+    st = parse_structure(f"## Abstract\n\n{body}{intro}## Results\n\n{body}")
+    assert [p.section for p in st.paragraphs] == ["Abstract", "Abstract", "Results"]
+    # A structured abstract keeps its parts inside the abstract.
+    st = parse_structure(f"ABSTRACT\n\nBACKGROUND\n\n{body}RESULTS\n\n{body}INTRODUCTION\n\n{body}")
+    assert [p.section for p in st.paragraphs] == ["ABSTRACT > BACKGROUND", "ABSTRACT > RESULTS", "INTRODUCTION"]

@@ -224,16 +224,16 @@ def test_table_headings_on_their_own_lines_are_the_columns() -> None:
 
 @pytest.mark.parametrize(("line", "figure"), [
     ("CD8 b 20 15", True), ("E 75 50 25 0", True), ("SNA binding e f g", True), ("CD4 0", True),
-    ("Np = N0 e(k p− ks )t", True), ("120 h Assay end", True),
+    ("Np = N0 e(k p− ks )t", True), ("120 h Assay end", True), ("H", True),
     ("2.1 Data collection", False), ("1 Introduction", False), ("II. Methods", False), ("T cells", False),
     ("Results and discussion", False),
 ])
 def test_text_inside_figures_is_not_a_heading(line: str, figure: bool) -> None:
     # Axis ticks, panel letters and formulae are extracted in large or bold type like headings; taken as
     # headings they filed the body text after them under "Abstract > CD4 0".
-    from citeqa.ingest.pdf import _figure_text
+    from citeqa.ingest.structure import is_figure_label
 
-    assert _figure_text(line) is figure
+    assert is_figure_label(line) is figure
 
 
 def test_a_figure_reference_starting_a_line_is_running_text_not_a_caption() -> None:

@@ -18,7 +18,10 @@ from citeqa.abbrev import CLINICAL, find_abbreviations
 from citeqa.ingest.structure import MAJOR, Line, detect_furniture, split_lines
 from citeqa.types import DocMeta
 
-__all__ = ["Extracted", "extract_metadata", "find_acronyms", "find_doi", "find_trial_ids", "is_affiliation", "is_byline", "is_name_list", "merge_meta"]
+__all__ = [
+    "Extracted", "extract_metadata", "find_acronyms", "find_doi", "find_trial_ids", "is_affiliation", "is_byline",
+    "is_name_list", "merge_meta",
+]
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,11 @@ import numpy as np
 from citeqa.errors import IngestError
 from citeqa.ingest.pdf_chars import Glyph, Segment, page_segments
 from citeqa.ingest.pdf_layout import Line, block_lines, body_size, furniture, is_figure_text, reading_order
-from citeqa.ingest.structure import CAPTION, CAPTION_START
+from citeqa.ingest.structure import CAPTION, CAPTION_START, NUMBERED_HEADING, is_figure_label, is_major
 from citeqa.pages import PageMap
 
 EXTRACTOR = "pdfium-layout-1"  # part of a PDF's content hash: a new extractor re-reads old PDFs
 MAX_PAGES = 500
-_NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[IVX]{1,4}\.|[A-H]\.)\s+[A-Z]")
-_MAJOR_WORDS = re.compile(r"^(?:\d{1,2}\.?\s+)?(abstract|summary|introduction|background|results?|discussion|"
-                          r"conclusions?|methods|materials and methods|star\W*methods|experimental procedures|"
-                          r"references|acknowledge?ments|funding|author contributions|data availability|"
-                          r"declaration of interests|competing interests|supplementary (?:information|material)s?|"
-                          r"results and discussion|method details|key resources table|limitations)\W*$", re.I)
 _CITE_SUP = re.compile(r"^[\d,;\-–—−\s*†‡§]+$")
 _ENDS = re.compile(r"[.!?:;]['’”)\]]*$")
 
@@ -202,24 +196,6 @@ def _block_of(lines: list[Line], top: float) -> int:
 
 
 
-_AXIS_TOKEN = re.compile(r"^(?:[-−+]?[\d.,%±]+|\S)$")
-
-
-def _figure_text(t: str) -> bool:
-    """Text set inside a figure (axis ticks, panel letters, formulae: "CD8 b 20 15", "E 75 50 25 0",
-    "Np = N0 e(k p− ks )t") rather than a heading: half its tokens or more are numbers or single
-    characters (two, or one number), or it has an equals sign. A heading's own leading number ("2 Methods")
-    does not count."""
-    toks = t.split()
-    if "=" in t:
-        return True
-    if len(toks) > 1 and _NUMBERED.match(t) and sum(bool(_AXIS_TOKEN.match(w)) for w in toks) == 1:
-        toks = toks[1:]
-    axis = [w for w in toks if _AXIS_TOKEN.match(w)]
-    # One capital letter alone is a name's part ("T cells"), a number alone is not ("CD4 0").
-    return 2 * len(axis) >= len(toks) and (len(axis) >= 2 or any(c.isdigit() for c in "".join(axis)))
-
-
 class _Writer:
     def __init__(self, out: _Out, words: _Words, body: float) -> None:
         self.out, self.words, self.body = out, words, body
@@ -326,7 +302,7 @@ class _Writer:
             j = k + 1
             while (j < len(lines) and self._is_heading(lines[j], lines, j, cont=True)
                    and abs(lines[j].size - lines[k].size) < 0.5 and lines[j].bold == lines[k].bold
-                   and not _MAJOR_WORDS.match(lines[j].text.strip())
+                   and not is_major(lines[j].text)
                    and lines[j].y0 - lines[j - 1].y1 < 0.6 * lines[k].size):
                 j += 1
             n_words = sum(len(ln.text.split()) for ln in lines[k:j])
@@ -340,15 +316,15 @@ class _Writer:
         """``cont``: the line would go on a heading begun above (it may start in lower case)."""
         t = ln.text.strip()
         n_words = len(t.split())
-        if not t or n_words > 14 or CAPTION.match(t) or len(t) < 3 or _figure_text(t):
+        if not t or n_words > 14 or CAPTION.match(t) or len(t) < 3 or is_figure_label(t):
             return False
-        if _MAJOR_WORDS.match(t):
+        if is_major(t):
             return True
         big = ln.size >= 1.12 * self.body
         styled = big or (ln.bold and ln.size >= 0.9 * self.body)
         if not styled or not (t[0].isupper() or t[0].isdigit() or (cont and t[0].isalpha())):
             return False
-        if re.search(r"[.,;:]$", t) and not _NUMBERED.match(t) or t.count(",") >= 2 or "*" in t:
+        if re.search(r"[.,;:]$", t) and not NUMBERED_HEADING.match(t) or t.count(",") >= 2 or "*" in t:
             return False  # a sentence, or an author line
         nxt = lines[k + 1] if k + 1 < len(lines) else None
         # A bold line followed on the same style by more text is a bold paragraph, not a heading.
@@ -376,7 +352,7 @@ class _Writer:
         self._write_lines(lines)
         self.out.plain("\n\n")
         self.headings += 1
-        if _MAJOR_WORDS.match(" ".join(ln.text for ln in lines)):
+        if is_major(" ".join(ln.text for ln in lines)):
             self.abstract_done = True
 
     def _close(self) -> None:

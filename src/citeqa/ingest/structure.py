@@ -138,10 +138,47 @@ MAJOR = {
     "ABSTRACT", "BACKGROUND", "INTRODUCTION", "METHODS", "MATERIALS AND METHODS", "RESULTS", "DISCUSSION",
     "CONCLUSION", "CONCLUSIONS", "REFERENCES", "APPENDIX", "ACKNOWLEDGMENTS", "ACKNOWLEDGEMENTS", "SUMMARY",
 }
+# The article's own sections by name, as journals word them ("RESULTS AND DISCUSSION", "STAR+METHODS").
+MAJOR_HEADING = re.compile(r"^(?:\d{1,2}\.?\s+)?(abstract|summary|introduction|background|results?|discussion|"
+                           r"conclusions?|methods|materials and methods|star\W*methods|experimental procedures|"
+                           r"references|acknowledge?ments|funding|author contributions|data availability|"
+                           r"declaration of interests|competing interests|supplementary (?:information|material)s?|"
+                           r"results and discussion|method details|key resources table|limitations)[.:]?$", re.I)
+
+
+def is_major(text: str) -> bool:
+    """A top-level section heading: capitalised, nothing after the name but a full stop or colon (a line
+    of running text reading "methods)" or "Materials and Methods):" is not one)."""
+    t = text.strip()
+    return t.upper() in MAJOR or bool(t[:1].isupper() or t[:1].isdigit()) and bool(MAJOR_HEADING.match(t))
+
+
 ABSTRACT_PARTS = {"BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS", "CONCLUSION", "OBJECTIVE", "INTERPRETATION"}
 _MD = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _FIGURE = re.compile(r"^(figure|fig\.)\s*\d+", re.I)
 _TABLE_CAPTION = re.compile(r"^table\s+(\d+)\.?\s*(.*)$", re.I)
+
+
+# A numbered heading: "2.1 Data collection", "II. Methods", "A. Cell lines".
+NUMBERED_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[IVX]{1,4}\.|[A-H]\.)\s+[A-Z]")
+_AXIS_TOKEN = re.compile(r"^(?:[-−+]?[\d.,%±]+|\S)$")
+
+
+def is_figure_label(t: str) -> bool:
+    """Text set inside a figure (axis ticks, panel letters, formulae: "CD8 b 20 15", "E 75 50 25 0",
+    "Np = N0 e(k p− ks )t") rather than a heading: half its tokens or more are numbers or single
+    characters (two, or one number), or it has an equals sign. A heading's own leading number ("2 Methods")
+    does not count."""
+    toks = t.split()
+    if "=" in t:
+        return True
+    if len(toks) > 1 and NUMBERED_HEADING.match(t) and sum(bool(_AXIS_TOKEN.match(w)) for w in toks) == 1:
+        toks = toks[1:]
+    axis = [w for w in toks if _AXIS_TOKEN.match(w)]
+    # One capital letter alone is a name's part ("T cells"), a number alone is not ("CD4 0").
+    if len(axis) == len(toks):
+        return True  # a panel letter or a tick label alone ("H", "25")
+    return 2 * len(axis) >= len(toks) and (len(axis) >= 2 or any(c.isdigit() for c in "".join(axis)))
 
 
 def heading_text(ln: Line) -> str | None:
@@ -154,7 +191,7 @@ def heading_text(ln: Line) -> str | None:
     if "\t" in ln.text or len(s) > 90:
         return None
     words = s.split()
-    if re.search(r"[.,;:!?]$", s) or not s[0].isupper() or len(words) > 12:
+    if re.search(r"[.,;:!?]$", s) or not s[0].isupper() or len(words) > 12 or is_figure_label(s):
         return None
     letters = [c for c in s if c.isalpha()]
     if letters and all(c.isupper() for c in letters) and len(words) <= 8:
@@ -173,6 +210,7 @@ class _Sections:
         self.in_abstract = False
         self.abstract_seen: set[str] = set()
         self.abstract_paras = 0
+        self.unheaded = 0  # paragraphs of the abstract under no part heading
         self.all: list[str] = []
 
     @property
@@ -181,12 +219,16 @@ class _Sections:
 
     def heading(self, text: str) -> None:
         key = text.upper().strip()
-        if self.in_abstract and key in ABSTRACT_PARTS and key not in self.abstract_seen:
+        # A structured abstract's parts follow its heading directly; after an unstructured abstract
+        # (a paragraph under no part heading), "Results" is the article's own section.
+        if (self.in_abstract and key in ABSTRACT_PARTS and key not in self.abstract_seen
+                and (self.abstract_seen or not self.unheaded)):
             self.abstract_seen.add(key)
             self.minor, self.abstract_paras = text, 0
-        elif key in MAJOR:
+        elif is_major(text):
             self.in_abstract = key == "ABSTRACT"
             self.abstract_seen = set()
+            self.unheaded = 0
             self.major, self.minor = text, ""
         elif self.major:
             self.minor = text
@@ -196,6 +238,8 @@ class _Sections:
 
     def paragraph(self) -> str:
         # An abstract part holds one paragraph; unheaded text after the abstract is the introduction.
+        if self.in_abstract and not self.minor:
+            self.unheaded += 1
         if self.in_abstract and self.minor:
             self.abstract_paras += 1
             if self.abstract_paras > 1 and self.minor.upper() in {"CONCLUSIONS", "CONCLUSION", "INTERPRETATION"}:
