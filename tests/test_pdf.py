@@ -274,3 +274,17 @@ def test_table_in_a_smaller_font_is_cut_from_the_text_and_read_whole() -> None:
     assert any("Factors: USP48 — PTM sites: K120, K189(H)" in r for r in rows)  # the second half
     assert all(r.startswith("Table 2. PTMs regulation of GSDMs") for r in rows)
     assert any(u.kind == "chunk" and u.text.startswith("Table 2: The PTMs sites") for u in doc.units)
+
+
+@pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/pdfs is not here")
+def test_real_papers_sections_by_typeface_and_name() -> None:
+    # Cell sets its subsection headings in another typeface (not bold) and names its results section
+    # "RESULTS AND DISCUSSION"; Nature Communications has an unstructured abstract, then "Results", and
+    # figure panels whose labels ("CD8 b 20 15") had been taken for headings.
+    cell = parse_document(SHARED_PDFS / "10.1016_j.cell.2024.02.016.pdf", {}, Settings())
+    assert "RESULTS AND DISCUSSION > Strong size relationship between UCYN-A and its host" in cell.sections
+    first = next(u for u in cell.units if u.sentences[0].text.startswith("We measured the size of three"))
+    assert first.section.startswith("RESULTS AND DISCUSSION")
+    nc = parse_document(SHARED_PDFS / "10.1038_s41467-023-39119-8.pdf", {}, Settings())
+    assert {"Methods > Biolayer interferometry", "Methods > NMR experiments"} <= set(nc.sections)
+    assert not any(s.startswith("Abstract > Results") or re.search(r"\b\d+ \d+$", s) for s in nc.sections)

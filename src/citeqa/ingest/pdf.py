@@ -20,7 +20,7 @@ import numpy as np
 
 from citeqa.errors import IngestError
 from citeqa.ingest.pdf_chars import Glyph, Segment, page_segments
-from citeqa.ingest.pdf_layout import Line, block_lines, body_size, furniture, is_figure_text, reading_order
+from citeqa.ingest.pdf_layout import Line, block_lines, body_font, body_size, furniture, is_figure_text, reading_order
 from citeqa.ingest.structure import CAPTION, CAPTION_START, NUMBERED_HEADING, is_figure_label, is_major
 from citeqa.pages import PageMap
 
@@ -144,7 +144,8 @@ def _assemble(pages: list[list[Segment]], sizes: list[tuple[float, float]], info
     heights = [h for _w, h in sizes]
     bad = furniture(pages, heights)
     first_page = "\n".join(s.text for s in sorted(pages[0], key=lambda s: (round(s.y0), s.x0)))
-    body = body_size([[s for s in segs if id(s) not in bad] for segs in pages])
+    kept = [[s for s in segs if id(s) not in bad] for segs in pages]
+    body, font = body_size(kept), body_font(kept)
     ordered: list[list[Line]] = []  # leaf blocks of lines, in reading order over all pages
     tables: set[int] = set()  # which of them are tables
     for p, segs in enumerate(pages):
@@ -159,7 +160,7 @@ def _assemble(pages: list[list[Segment]], sizes: list[tuple[float, float]], info
     words = _Words([ln for blk in ordered for ln in blk])
     out = _Out()
     title = _title(ordered, body)
-    w = _Writer(out, words, body)
+    w = _Writer(out, words, body, font)
     for k, lines_ in enumerate(ordered):
         if k in tables:
             w.table(lines_)
@@ -197,8 +198,8 @@ def _block_of(lines: list[Line], top: float) -> int:
 
 
 class _Writer:
-    def __init__(self, out: _Out, words: _Words, body: float) -> None:
-        self.out, self.words, self.body = out, words, body
+    def __init__(self, out: _Out, words: _Words, body: float, font: str = "") -> None:
+        self.out, self.words, self.body, self.font = out, words, body, font
         self.para: list[Line] = []  # paragraph being read
         self.floats: list[list[Line]] = []  # captions met while a paragraph was open, written after it
         self.float_para: list[Line] = []
@@ -321,12 +322,18 @@ class _Writer:
         if is_major(t):
             return True
         big = ln.size >= 1.12 * self.body
-        styled = big or (ln.bold and ln.size >= 0.9 * self.body)
+        nxt = lines[k + 1] if k + 1 < len(lines) else None
+        # Some journals set headings in another typeface rather than in bold: a line in a font other
+        # than the body text's, followed by body text, and not running to the column's edge (a line of
+        # running text dense with italic gene names does).
+        typeface = (bool(ln.font) and ln.font != self.font and ln.size >= 0.9 * self.body
+                    and nxt is not None and nxt.font == self.font and not cont and not t.endswith("-")
+                    and ln.x1 < max(x.x1 for x in lines) - ln.size)
+        styled = big or (ln.bold and ln.size >= 0.9 * self.body) or typeface
         if not styled or not (t[0].isupper() or t[0].isdigit() or (cont and t[0].isalpha())):
             return False
         if re.search(r"[.,;:]$", t) and not NUMBERED_HEADING.match(t) or t.count(",") >= 2 or "*" in t:
             return False  # a sentence, or an author line
-        nxt = lines[k + 1] if k + 1 < len(lines) else None
         # A bold line followed on the same style by more text is a bold paragraph, not a heading.
         return not (nxt is not None and nxt.bold == ln.bold and abs(nxt.size - ln.size) < 0.5 and not big
                     and len(nxt.text.split()) > 14)

@@ -39,6 +39,7 @@ class Segment:
     items: list[Glyph | None] = field(default_factory=list)
     bold: bool = False
     bold_end: bool = False  # the last glyph's font: a bold run-in title followed by text is no heading
+    font: str = ""  # the font most of the line is set in (of its first, middle and last glyph)
     x0: float = 0.0
     y0: float = 0.0
     x1: float = 0.0
@@ -131,15 +132,28 @@ def _addr_fn(fn: Any) -> Any:
     return _c_fn(fn, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
 
 
-def _is_bold(tp: object, i: int, raw: object) -> bool:
-    weight = raw.FPDFText_GetFontWeight(tp, i)  # type: ignore[attr-defined]
-    if weight >= 600:
-        return True
+def _font_name(tp: object, i: int, raw: object) -> str:
+    """The glyph's font name, lower case, without a subset prefix ("ABCDEF+")."""
     buf = ctypes.create_string_buffer(128)
     flags = ctypes.c_int(0)
     raw.FPDFText_GetFontInfo(tp, i, buf, 128, ctypes.byref(flags))  # type: ignore[attr-defined]
     name = buf.value.decode("latin-1", "replace").lower()
+    return name.split("+", 1)[1] if len(name) > 7 and name[6] == "+" else name
+
+
+def _is_bold(tp: object, i: int, raw: object) -> bool:
+    weight = raw.FPDFText_GetFontWeight(tp, i)  # type: ignore[attr-defined]
+    if weight >= 600:
+        return True
+    name = _font_name(tp, i, raw)
     return any(k in name for k in ("bold", "black", "heavy", "semibold", "demi", ",b", "-bd", "medi"))
+
+
+def _end(cur: Segment, tp: object, first_i: int, last_i: int, raw: object) -> None:
+    """Fonts read at the segment's end: its last glyph's boldness and the font most of it is set in."""
+    cur.bold_end = cur.bold if last_i == first_i else _is_bold(tp, last_i, raw)
+    fonts = [_font_name(tp, k, raw) for k in (first_i, (first_i + last_i) // 2, last_i)]
+    cur.font = max(fonts, key=fonts.count)
 
 
 def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: object,
@@ -163,7 +177,7 @@ def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: o
         ch = text[i]
         if ch == "\n" or ch == "\r":
             if cur is not None:
-                cur.bold_end = cur.bold if last_i == first_i else _is_bold(tp, last_i, raw)
+                _end(cur, tp, first_i, last_i, raw)
                 segs.append(cur)
             cur, last, pending_space = None, None, False
             continue
@@ -191,7 +205,7 @@ def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: o
                 new = True  # another line, or a jump across a column gap
         if new:
             if cur is not None:
-                cur.bold_end = cur.bold if last_i == first_i else _is_bold(tp, last_i, raw)
+                _end(cur, tp, first_i, last_i, raw)
                 segs.append(cur)
             first_i = i
             rotated = abs(angle(tp, i)) > 0.05 and abs(angle(tp, i) - 6.2832) > 0.05
@@ -213,7 +227,7 @@ def _segments(tp: object, text: str, n: int, page_no: int, height: float, raw: o
         cur.items.append(g)
         last, last_i = g, i
     if cur is not None:
-        cur.bold_end = cur.bold if last_i == first_i else _is_bold(tp, last_i, raw)
+        _end(cur, tp, first_i, last_i, raw)
         segs.append(cur)
     out = []
     for s in segs:

@@ -35,6 +35,7 @@ class Line:
     y1: float = 0.0
     size: float = 0.0
     bold: bool = False
+    font: str = ""
     text: str = ""
     items: list[Glyph | None] = field(default_factory=list)
 
@@ -46,6 +47,7 @@ class Line:
         self.y1 = max(s.y1 for s in segs)
         self.size = max(segs, key=lambda s: len(s.items)).size
         self.bold = segs[0].bold and segs[-1].bold_end
+        self.font = max(segs, key=lambda s: len(s.items)).font
         self.text = " ".join(s.text for s in segs)
         items: list[Glyph | None] = []
         for s in segs:
@@ -93,6 +95,15 @@ def body_size(pages: list[list[Segment]]) -> float:
         for s in segs:
             sizes[round(s.size * 2) / 2] += len(s.items)
     return sizes.most_common(1)[0][0] if sizes else 10.0
+
+
+def body_font(pages: list[list[Segment]]) -> str:
+    """The font most of the text is set in."""
+    fonts: Counter[str] = Counter()
+    for segs in pages:
+        for s in segs:
+            fonts[s.font] += len(s.items)
+    return fonts.most_common(1)[0][0] if fonts else ""
 
 
 # --- reading order -----------------------------------------------------------------------------------
