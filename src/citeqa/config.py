@@ -186,8 +186,8 @@ def _digest(key: SecretStr) -> str:
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
 # 10: a figure legend's panels "(a) …", "(b) …" are sentences of their own; PDF headings named like an
-# article's sections ("RESULTS AND DISCUSSION") are top level, figure labels are not headings, and "Results" after an
-# unstructured abstract is the article's section;
+# article's sections ("RESULTS AND DISCUSSION") are top level, headings set in another typeface are found, figure
+# labels are not headings, and "Results" after an unstructured abstract is the article's section;
 # 9: author lines with affiliation marks ("Wu2*", "Hayes†") are read as authors, and a PDF line of running
 # text that starts with a figure reference ("Figure 2C), is …") no longer starts a caption;
 # 8: PDF tables set in a smaller font are cut from the text below them, and a table the layout split at a
