@@ -96,7 +96,14 @@ _BLOCK = {
     "p", "div", "section", "article", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "br", "tr",
     "table", "blockquote", "pre", "figcaption", "caption", "dd", "dt", "hr",
 }
-_SKIP = {"script", "style", "nav", "header", "footer", "aside", "noscript", "template", "svg", "form"}
+_SKIP = {"script", "style", "nav", "footer", "aside", "noscript", "template", "svg", "form"}
+# A page header outside the article holds the site's name and menus, and often the article's title and
+# byline too: only headings, bylines and dates are kept from it.
+_HEADER_KEEP = {"h1", "h2", "h3", "h4", "h5", "h6", "time", "address"}
+_BYLINE = re.compile(r"byline|author|dateline|\bdate\b|published", re.I)
+_META_AUTHOR = {"author", "article:author", "citation_author", "dc.creator", "parsely-author"}
+_META_DATE = {"article:published_time", "citation_publication_date", "citation_date", "dc.date", "date",
+              "pubdate", "publish-date"}
 
 
 class _TextExtractor(HTMLParser):
@@ -105,11 +112,44 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self.skip = 0
         self.cell = 0
+        self.article = 0  # inside <article> or <main>
+        self.header = 0  # inside a page header (outside the article)
+        self.keep: list[str] = []  # open elements of a page header whose text is kept
+        self.authors: list[str] = []
+        self.date = ""
+        self.title: list[str] | None = None  # the <title> element's text while it is read
+        self.page_title = ""
+        self.h1 = False
+
+    def _dropped(self) -> bool:
+        return bool(self.skip) or (bool(self.header) and not self.keep)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "meta":
+            key, value = (a.get("name") or a.get("property") or "").lower(), a.get("content", "").strip()
+            if key in _META_AUTHOR and value and value not in self.authors:
+                self.authors.append(value)
+            elif key in _META_DATE and value and not self.date:
+                self.date = value
+            return
         if tag in _SKIP:
             self.skip += 1
-        elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+            return
+        if tag == "title":
+            self.title = []
+            return
+        if tag in {"article", "main"}:
+            self.article += 1
+        elif tag == "header" and not self.article:
+            self.header += 1
+        elif self.header and (tag in _HEADER_KEEP or _BYLINE.search(f"{a.get('class', '')} {a.get('itemprop', '')} "
+                                                                       f"{a.get('rel', '')}")):
+            self.keep.append(tag)
+        if self._dropped():
+            return
+        if tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+            self.h1 = self.h1 or tag == "h1"
             self.parts.append("\n\n" + "#" * int(tag[1]) + " ")
         elif tag in {"td", "th"}:
             if self.cell:
@@ -124,11 +164,26 @@ class _TextExtractor(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
             self.skip = max(0, self.skip - 1)
-        elif tag in _BLOCK and tag not in {"tr", "br"}:
-            self.parts.append("\n\n" if tag != "table" else "\n\n")
+            return
+        if tag == "title" and self.title is not None:
+            self.page_title, self.title = " ".join("".join(self.title).split()), None
+            return
+        if not self._dropped() and tag in _BLOCK and tag not in {"tr", "br"}:
+            self.parts.append("\n\n")
+        if self.keep and self.keep[-1] == tag:
+            self.keep.pop()
+            if not self.keep:
+                self.parts.append("\n\n")
+        elif tag in {"article", "main"}:
+            self.article = max(0, self.article - 1)
+        elif tag == "header" and self.header:
+            self.header -= 1
+            self.keep.clear()
 
     def handle_data(self, data: str) -> None:
-        if not self.skip:
+        if self.title is not None:
+            self.title.append(data)
+        elif not self._dropped():
             self.parts.append(re.sub(r"\s+", " ", data) if self.cell == 0 else " ".join(data.split()))
 
 
@@ -136,7 +191,12 @@ def html_to_text(source: str) -> str:
     p = _TextExtractor()
     p.feed(source)
     p.close()
-    text = "".join(p.parts)
+    # Authors and date given only in the page's meta tags lead the text as a header block, where the
+    # metadata reader looks for them.
+    head = "".join(f"{k}: {v}\n" for k, v in (("Authors", "; ".join(p.authors)), ("Date", p.date)) if v)
+    # The page's <title> ("Title | Site name") heads the text only when the page has no <h1>.
+    title = f"# {p.page_title}\n\n" if p.page_title and not p.h1 else ""
+    text = (head + "\n" if head else "") + title + "".join(p.parts)
     text = re.sub(r"[ \t]*\n[ \t]*\n[\s]*", "\n\n", text)
     text = re.sub(r"\n\n(?=[^\n]*\t)", "\n", text)  # keep table rows on consecutive lines
     return text.strip() + "\n"

@@ -211,13 +211,15 @@ class _Sections:
         self.abstract_seen: set[str] = set()
         self.abstract_paras = 0
         self.unheaded = 0  # paragraphs of the abstract under no part heading
+        self.major_level = 0  # markdown level of the heading that opened the major section (0: none)
         self.all: list[str] = []
 
     @property
     def path(self) -> str:
         return f"{self.major} > {self.minor}" if self.major and self.minor else self.major or self.minor
 
-    def heading(self, text: str) -> None:
+    def heading(self, text: str, level: int = 0) -> None:
+        """``level``: the markdown heading level (0 for plain text)."""
         key = text.upper().strip()
         # A structured abstract's parts follow its heading directly; after an unstructured abstract
         # (a paragraph under no part heading), "Results" is the article's own section.
@@ -225,16 +227,24 @@ class _Sections:
                 and (self.abstract_seen or not self.unheaded)):
             self.abstract_seen.add(key)
             self.minor, self.abstract_paras = text, 0
-        elif is_major(text):
+        elif is_major(text) or self._sibling(level):
             self.in_abstract = key == "ABSTRACT"
             self.abstract_seen = set()
             self.unheaded = 0
-            self.major, self.minor = text, ""
+            self.major, self.minor, self.major_level = text, "", level
         elif self.major:
             self.minor = text
         else:
-            self.major = text
+            self.major, self.major_level = text, level
         self._note()
+
+    def _sibling(self, level: int) -> bool:
+        """A markdown heading as high as the section's own starts the next section when that section is
+        an abstract or was itself opened by level alone; under "METHODS" a "## TRIAL DESIGN" at the same
+        level is still a part of it (documents that write every heading at one level)."""
+        if not (level and self.major_level and level <= self.major_level):
+            return False
+        return self.major.upper() in {"ABSTRACT", "SUMMARY"} or not is_major(self.major)
 
     def paragraph(self) -> str:
         # An abstract part holds one paragraph; unheaded text after the abstract is the introduction.
@@ -256,14 +266,23 @@ class _Sections:
 # --- tables ---------------------------------------------------------------------------------------
 
 
+# Markdown pipe tables: "| Trial | Patients |" rows, the "|---|---:|" rule under the header row.
+PIPE_ROW = re.compile(r"^\s*\|(?:[^|\n]*\|){2,}\s*$")
+_PIPE_RULE = re.compile(r"^\s*\|(?:\s*:?-+:?\s*\|)+\s*$")
+
+
+def is_table_line(text: str) -> bool:
+    return "\t" in text or bool(PIPE_ROW.match(text))
+
+
 def _table_blocks(lines: list[Line], skip: set[int]) -> list[tuple[int, int]]:
-    """Runs of consecutive tab-separated lines (at least two)."""
+    """Runs of consecutive tab-separated or pipe-table lines (at least two)."""
     blocks = []
     i = 0
     while i < len(lines):
-        if i not in skip and "\t" in lines[i].text and lines[i].stripped:
+        if i not in skip and is_table_line(lines[i].text) and lines[i].stripped:
             j = i
-            while j < len(lines) and j not in skip and "\t" in lines[j].text and lines[j].stripped:
+            while j < len(lines) and j not in skip and is_table_line(lines[j].text) and lines[j].stripped:
                 j += 1
             if j - i >= 2:
                 blocks.append((i, j))
@@ -298,7 +317,12 @@ def _above(lines: list[Line], i: int) -> list[int]:
 def _caption_above(lines: list[Line], i: int, claimed: set[int]) -> int | None:
     """The "Table N ..." line right above line ``i`` (blank lines apart), unless a table took it."""
     j = next(iter(_above(lines, i)), None)
-    return j if j is not None and j not in claimed and _TABLE_CAPTION.match(lines[j].stripped) else None
+    return j if j is not None and j not in claimed and _TABLE_CAPTION.match(_plain(lines[j].stripped)) else None
+
+
+def _plain(s: str) -> str:
+    """A line without its markdown emphasis ("**Table 2.** Outcomes" -> "Table 2. Outcomes")."""
+    return clean_inline(Mapped.of(s)).text.strip()
 
 
 def _headings_before(lines: list[Line], i: int, columns: int) -> tuple[Line, ...]:
@@ -351,13 +375,20 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             continue
         if i in table_at:
             end = table_at[i]
-            rows = lines[i:end]
+            rows = [r for r in lines[i:end] if not _PIPE_RULE.match(r.text)]
             table_no += 1
             cap_line = None
             caption = f"Table {table_no}"
             m = _TABLE_CAPTION.match(rows[0].stripped)
             if m:
                 cap_line, rows = rows[0], rows[1:]
+            elif PIPE_ROW.match(rows[0].text) and (j := _caption_above(lines, i, claimed)) is not None:
+                # Markdown puts a table's caption in the paragraph above it ("**Table 2.** Outcomes"): it
+                # is the table's, not a paragraph of the text.
+                claimed.add(j)
+                cap_line, m = lines[j], _TABLE_CAPTION.match(_plain(lines[j].stripped))
+                paragraphs = [p for p in paragraphs if p.segments != [cap_line]]
+                pending = pending if pending in paragraphs else None
             heads = _headings_before(lines, i, len(rows[0].text.split("\t"))) if captions and _data_row(rows[0]) else ()
             above = _caption_above(lines, lines.index(heads[0]), claimed) if heads and not m else None
             if above is not None:
@@ -378,7 +409,9 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             base = sections.major or sections.path
             tables.append(Table(f"{base} > {caption}" if base else caption, caption, cap_line, rows, heads))
             barriers.extend(r.start for r in lines[i:end])
-            footnotes = tables[-1].section
+            # Notes under a table ("* Plus-minus values are means") are its own; a markdown table is followed
+            # by the text again.
+            footnotes = None if PIPE_ROW.match(rows[-1].text) else tables[-1].section
             current = None
             i = end
             continue
@@ -391,7 +424,8 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             h = None  # a plain-text heading stands alone on its line
         if h is not None:
             footnotes = None
-            sections.heading(h)
+            md = _MD.match(ln.text)
+            sections.heading(h, len(md.group(1)) if md else 0)
             barriers.append(ln.start)
             i += 1
             continue

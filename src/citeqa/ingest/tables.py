@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from citeqa.ingest.clean import clean_inline
 from citeqa.ingest.mapped import Mapped
-from citeqa.ingest.structure import Line, Table
+from citeqa.ingest.structure import PIPE_ROW, Line, Table
 
 SEP = " — "
 
@@ -30,10 +30,15 @@ class Row:
 
 
 def _cells(ln: Line) -> list[tuple[int, int, str]]:
-    """Cells of a line as (start, end, cleaned text)."""
+    """Cells of a line as (start, end, cleaned text): split at tabs, or at the bars of a markdown row."""
     out = []
-    pos = 0
-    for raw in ln.text.split("\t"):
+    text, pos = ln.text, 0
+    sep = "\t"
+    if PIPE_ROW.match(text):
+        sep = "|"
+        pos = text.index("|") + 1
+        text = text[pos:text.rindex("|")]
+    for raw in text.split(sep):
         a = ln.start + pos
         cleaned = clean_inline(Mapped(raw, tuple(range(a, a + len(raw))), tuple(range(a + 1, a + len(raw) + 1))))
         out.append((a, a + len(raw), " ".join(cleaned.text.split())))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,12 +56,16 @@ def _line_mapped(text: str, start: int, end: int) -> Mapped:
     return Mapped(text[start:end], tuple(range(start, end)), tuple(range(start + 1, end + 1)))
 
 
+_BULLET = re.compile(r"^\s*[-*+•▪◦]\s+")
+
+
 def paragraph_sentences(text: str, para: Paragraph, sizer: Sizer) -> list[Sentence]:
     """Cited sentences of one paragraph; a sentence cut by removed content becomes fragments."""
     joined = Mapped("", (), ())
     bounds: list[int] = []  # clean offsets where one segment ends and the next begins
     for seg in para.segments:
-        m = clean_inline(_line_mapped(text, seg.start, seg.end))
+        # A list item's bullet is layout: its sentence is quoted from the first word.
+        m = clean_inline(_line_mapped(text, seg.start, seg.end)).sub(_BULLET, "")
         if joined.text and m.text:
             if joined.text.endswith("-") and joined.text[-2:-1].isalpha() and m.text[:1].islower():
                 joined = joined.slice(0, len(joined) - 1)  # "previ-" + "ous" across a page break

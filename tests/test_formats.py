@@ -1,0 +1,111 @@
+"""Markdown reviews and HTML news pages, the kinds of document a user drops in besides .txt and PDF:
+pipe tables become citable rows, headings nest as written, bullets and page chrome stay out of the
+quotes, and the real answerer finds figures in them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from citeqa.config import Settings
+from citeqa.ingest import parse_document
+from citeqa.ingest.loaders import html_to_text
+
+REVIEW = """---
+title: "CAR-T cell therapy in relapsed B-ALL: a narrative review"
+authors: Jane Doe, John Roe
+date: 2023-05-02
+---
+
+# CAR-T cell therapy in relapsed B-ALL: a narrative review
+
+## Abstract
+
+Chimeric antigen receptor (CAR) T cells targeting CD19 induce remission in most patients with relapsed
+B-cell acute lymphoblastic leukaemia. Durability remains the main problem.
+
+## Efficacy across trials
+
+The ELIANA trial enrolled 75 children and young adults; the remission rate within 3 months was **81%**.
+
+**Table 2.** Outcomes of the pivotal CAR-T trials
+
+| Trial | Population | Patients | CR rate | Median OS |
+|---|---|---:|---:|---|
+| ELIANA | children, young adults | 75 | 81% | 19.1 months |
+| ZUMA-3 | adults | 55 | 71% | 18.2 months |
+
+- Cytokine release syndrome occurred in 77% of ELIANA patients.
+- Neurotoxicity of grade 3 or higher occurred in 25% of ZUMA-3 patients.
+
+## Safety
+
+Most toxic effects were reversible.
+"""
+
+NEWS = """<!doctype html><html><head><title>New drug approved for leukemia | Health News Daily</title>
+<meta name="author" content="Sam Reporter"><meta property="article:published_time" content="2024-03-05"></head>
+<body><header><a href="/">Health News Daily</a><nav><a href="/health">Health</a> | <a href="/s">Subscribe</a></nav>
+<h1>FDA approves new drug for adult leukemia</h1><p class="byline">By Sam Reporter, March 5, 2024</p></header>
+<article>
+<p>The Food and Drug Administration on Tuesday approved obecabtagene autoleucel for adults with relapsed
+B-cell precursor acute lymphoblastic leukemia.</p>
+<p>In the FELIX trial, 76% of the 94 patients who received the therapy achieved remission, the agency said.</p>
+<p>The therapy will cost about $525,000 per treatment, according to the manufacturer.</p>
+</article>
+<aside><h3>Related stories</h3><ul><li><a href="/a">Cancer drug prices soar</a></li></ul></aside>
+<footer>© 2024 Health News Daily. All rights reserved.</footer><script>var x = 1;</script></body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("formats")
+    (d / "review.md").write_text(REVIEW, encoding="utf-8")
+    (d / "news.html").write_text(NEWS, encoding="utf-8")
+    return d
+
+
+def test_markdown_pipe_table_rows_and_sections(docs: Path) -> None:
+    pd = parse_document(docs / "review.md", {}, Settings())
+    rows = [u for u in pd.units if u.kind == "row"]
+    zuma = next(u for u in rows if u.text.startswith("Table 2. Outcomes of the pivotal CAR-T trials — ZUMA-3"))
+    assert dict(zuma.cells) == {"Population": "adults", "Patients": "55", "CR rate": "71%",
+                                "Median OS": "18.2 months"}
+    assert pd.text[zuma.sentences[0].start:zuma.sentences[0].end] == "| ZUMA-3 | adults | 55 | 71% | 18.2 months |"
+    assert not any(set(u.text) <= set("|-: ") for u in pd.units)  # the |---| rule is no row
+    # "## Efficacy across trials" follows the abstract at its level: a section of its own.
+    assert {"Abstract", "Efficacy across trials", "Safety"} <= set(pd.sections)
+    bullets = [s.text for u in pd.units for s in u.sentences if "occurred in" in s.text]
+    assert bullets == ["Cytokine release syndrome occurred in 77% of ELIANA patients.",
+                       "Neurotoxicity of grade 3 or higher occurred in 25% of ZUMA-3 patients."]
+    assert all(u.section == "Efficacy across trials" for u in pd.units if "occurred in" in u.text)
+
+
+def test_html_page_keeps_title_and_byline_and_drops_chrome(docs: Path) -> None:
+    text = html_to_text(NEWS)
+    assert "# FDA approves new drug for adult leukemia" in text and "By Sam Reporter, March 5, 2024" in text
+    assert not any(w in text for w in ("Subscribe", "Related stories", "All rights reserved", "var x"))
+    assert "\n#\n" not in text and not text.rstrip().endswith("#")  # no heading marks left without text
+    pd = parse_document(docs / "news.html", {}, Settings())
+    assert pd.meta.title == "FDA approves new drug for adult leukemia"
+    assert pd.meta.authors == "Sam Reporter" and pd.meta.year == "2024"
+    # A page without <h1> is headed by its <title>.
+    assert html_to_text("<title>Only a title</title><p>Body text here.</p>").startswith("# Only a title\n")
+
+
+def test_answers_from_a_markdown_table_and_a_news_page(docs: Path, tmp_path: Path) -> None:
+    from citeqa import Assistant, Index
+
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
+    index = Index.build([docs], settings)
+    bot = Assistant(index, settings)
+    ans = bot.ask("What was the complete remission rate in the ZUMA-3 trial?")
+    assert not ans.refused and "71%" in ans.text
+    assert any(c.doc == "review.md" for c in ans.citations)
+    cost = bot.ask("How much will the new leukemia therapy cost per treatment?")
+    assert not cost.refused and "$525,000" in cost.text and cost.citations[0].doc == "news.html"
+    for a in (ans, cost):
+        for c in a.citations:
+            assert c.quote == index.quote(c.doc, c.start, c.end)
