@@ -59,11 +59,31 @@ B-cell precursor acute lymphoblastic leukemia.</p>
 """
 
 
+PRESS = """FOR IMMEDIATE RELEASE
+
+Acme Bio Announces Positive Results from Phase 3 HORIZON-7 Trial of Zelabrutinib in Mantle Cell Lymphoma
+
+CAMBRIDGE, Mass., March 3, 2025 /PRNewswire/ -- Acme Bio, Inc. today announced that the Phase 3 HORIZON-7 trial
+of zelabrutinib in relapsed mantle cell lymphoma met its primary endpoint. Median progression-free survival was
+21.4 months with zelabrutinib compared with 11.2 months with investigator's choice (hazard ratio 0.48).
+
+The trial enrolled 412 patients at 120 sites in 18 countries.
+
+HORIZON-7 (NCT05551234) is a randomized, open-label, multicenter Phase 3 trial.
+
+Forward-Looking Statements
+
+This press release contains forward-looking statements, including statements regarding the potential of
+zelabrutinib to improve outcomes. Actual results may differ materially.
+"""
+
+
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("formats")
     (d / "review.md").write_text(REVIEW, encoding="utf-8")
     (d / "news.html").write_text(NEWS, encoding="utf-8")
+    (d / "press.txt").write_text(PRESS, encoding="utf-8")
     return d
 
 
@@ -109,3 +129,25 @@ def test_answers_from_a_markdown_table_and_a_news_page(docs: Path, tmp_path: Pat
     for a in (ans, cost):
         for c in a.citations:
             assert c.quote == index.quote(c.doc, c.start, c.end)
+
+
+def test_press_release_dateline_study_name_and_boilerplate(docs: Path) -> None:
+    from citeqa.answer.features import NEVER_EVIDENCE
+
+    meta = parse_document(docs / "press.txt", {}, Settings()).meta
+    assert meta.date == "2025-03-03"
+    # "Phase 3 HORIZON-7": the 3 is the phase, not a quantity the token would be the unit of.
+    assert "HORIZON-7" in meta.aliases and meta.trial_id.startswith("NCT05551234")
+    assert NEVER_EVIDENCE.search("This press release contains forward-looking statements, including statements")
+    assert not NEVER_EVIDENCE.search("The trial enrolled 412 patients at 120 sites in 18 countries.")
+
+
+def test_answers_from_a_press_release_routed_by_study_name(docs: Path, tmp_path: Path) -> None:
+    from citeqa import Assistant, Index
+
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
+    index = Index.build([docs], settings)
+    assert index.mentioned_docs("How many patients did HORIZON-7 enrol?") == {"press.txt"}
+    ans = Assistant(index, settings).ask("How many patients did the HORIZON-7 trial enrol?")
+    assert not ans.refused and "412" in ans.text and ans.citations[0].doc == "press.txt"
+    assert not any("forward-looking" in c.quote for c in ans.citations)

@@ -309,6 +309,16 @@ def parse_date(s: str) -> str:
     return m.group(0) if m else ""
 
 
+# A news or press-release dateline opening the first paragraph: "CAMBRIDGE, Mass., March 3, 2025 /PRNewswire/ --".
+_DATELINE = re.compile(r"^[A-Z][\w .,'’-]{1,60}?,\s+([A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8} \d{4})"
+                       r"\s*(?:/[^/\n]{1,40}/)?\s*(?:--|—|–)")
+
+
+def _dateline(s: str) -> str:
+    m = _DATELINE.match(s)
+    return parse_date(m.group(1)) if m and any(rx.search(m.group(1)) for rx in _DATES) else ""
+
+
 def find_date(lay: _Layout) -> str:
     """A date header, a date written in the front matter, a "(2017)" ending a label line, or the year
     of a copyright notice outside the reference list."""
@@ -323,6 +333,13 @@ def find_date(lay: _Layout) -> str:
                 return parse_date(s)
         if m := re.search(r"\(((?:19|20)\d{2})\)\s*$", s):
             return m.group(1)
+        if d := _dateline(s):
+            return d
+
+    # The first paragraph of the body may open with a dateline.
+    after_head = (ln.stripped for ln in lay.lines[(lay.head[-1] + 1 if lay.head else 0):] if ln.stripped)
+    if d := _dateline(next(after_head, "")):
+        return d
     for i, ln in enumerate(lay.lines):
         if i not in lay.references and (m := re.search(r"(?:©|\bcopyright\b)\s*(?:\(c\)\s*)?((?:19|20)\d{2})\b",
                                                        ln.text, re.I)):
@@ -415,6 +432,7 @@ _NAMED_STUDY = re.compile(
     r"Registries|Consortium|Collaborative|Program(?:me)?|Protocol|Survey)\s*$")
 _ROMAN = re.compile(r"^[IVXLC]+$")
 _MIN_USES = 2
+_PHASE = re.compile(r"\bphase\s+(?:[1-4]|I{1,3}V?|IV)[ab]?\s*$", re.I)
 
 
 def _cue(body: str, start: int, end: int) -> int:
@@ -422,7 +440,7 @@ def _cue(body: str, start: int, end: int) -> int:
     its registration or as the short form of a capitalised study name, 1 beside a study noun, else 0."""
     after, before = body[end: end + 60], body[max(0, start - 100): start]
     # "TOWER ClinicalTrials.gov number, NCT02013167"
-    if re.match(r"[\s,:;]+(?:\S+\s+){0,3}?" + _REGISTRY_IDS.pattern, after):
+    if re.match(r"[\s,:;]+\(?(?:\S+\s+){0,3}?" + _REGISTRY_IDS.pattern, after):
         return 2
     if before.endswith("(") and after.startswith(")"):
         clause = re.split(r"[.;:()]", before[:-1])[-1]
@@ -462,8 +480,8 @@ def find_acronyms(text: str, lay: _Layout | None = None) -> tuple[str, ...]:
         for m in _ACRONYM.finditer(line):
             t = m.group(0)
             uses[t] += 1
-            if re.search(r"\d\s*$", line[: m.start()]):
-                after_number[t] += 1  # "20 IU", "5 MBQ": a unit
+            if re.search(r"\d\s*$", line[: m.start()]) and not _PHASE.search(line[: m.start()]):
+                after_number[t] += 1  # "20 IU", "5 MBQ": a unit (not "Phase 3 HORIZON-7")
             if cue := _cue(line, m.start(), m.end()):
                 cues[t] += 1
                 strong[t] += cue == 2
