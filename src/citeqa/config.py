@@ -185,6 +185,8 @@ def _digest(key: SecretStr) -> str:
 
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
+# 11: markdown pipe tables are tables, markdown heading levels and list bullets are read, and an HTML
+# page's header keeps its title and byline (meta authors and dates too);
 # 10: a figure legend's panels "(a) …", "(b) …" are sentences of their own; PDF headings named like an
 # article's sections ("RESULTS AND DISCUSSION") are top level, headings set in another typeface are found, figure
 # labels are not headings, and "Results" after an unstructured abstract is the article's section;
@@ -192,4 +194,4 @@ def _digest(key: SecretStr) -> str:
 # text that starts with a figure reference ("Figure 2C), is …") no longer starts a caption;
 # 8: PDF tables set in a smaller font are cut from the text below them, and a table the layout split at a
 # row gap is read whole; 7: PDF column headings given one per line; 6: storage format 2.
-INGEST_VERSION = 10
+INGEST_VERSION = 11

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats.mstats import hdquantiles
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -126,8 +127,11 @@ def fit_answerable(x: np.ndarray, y: np.ndarray, max_false: float) -> Model:
     m = logistic_from_sklearn("answerable", ANSWERABLE_USED, scaler, lr)
     p = m.predict(x)
     pos = np.sort(p[y == 1])
-    # The highest threshold that still answers all but ``max_false`` of the answerable questions.
-    thr = float(pos[int(np.floor(max_false * len(pos)))]) if len(pos) else 0.5
+    # The threshold that answers all but ``max_false`` of the answerable questions, as the Harrell-Davis
+    # estimate of that quantile (a weighted mean of all order statistics): a single order statistic jumped
+    # when one question's score moved, and with it which near-threshold questions of a held-out corpus
+    # were refused (dev false refusals 0.056 -> 0.139 after a three-sentence change in one document).
+    thr = float(hdquantiles(pos, prob=[max_false])[0]) if len(pos) > 1 else 0.5
     return Model(m.name, m.features, m.kind, m.mean, m.scale, m.coef, m.intercept, threshold=thr - 1e-9)
 
 
