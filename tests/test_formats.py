@@ -151,3 +151,18 @@ def test_answers_from_a_press_release_routed_by_study_name(docs: Path, tmp_path:
     ans = Assistant(index, settings).ask("How many patients did the HORIZON-7 trial enrol?")
     assert not ans.refused and "412" in ans.text and ans.citations[0].doc == "press.txt"
     assert not any("forward-looking" in c.quote for c in ans.citations)
+
+
+def test_html_table_caption_and_the_text_after_it(tmp_path: Path) -> None:
+    page = ("<html><body><article><h1>Trial results</h1><p>The table below summarises the outcomes.</p>"
+            "<table><caption>Table 1. Outcomes by arm</caption><tr><th>Outcome</th><th>Drug (n=100)</th>"
+            "<th>Placebo (n=98)</th></tr><tr><td>Remission</td><td>45%</td><td>20%</td></tr></table>"
+            "<p>Serious adverse events were similar.</p></article></body></html>")
+    (tmp_path / "t.html").write_text(page, encoding="utf-8")
+    pd = parse_document(tmp_path / "t.html", {}, Settings())
+    row = next(u for u in pd.units if u.kind == "row" and "Remission" in u.text)
+    assert row.text == "Table 1. Outcomes by arm — Remission — Drug (n=100): 45% — Placebo (n=98): 20%"
+    chunks = {u.text: u.section for u in pd.units if u.kind == "chunk"}
+    # The caption left the paragraph above; the paragraph below is text again, not a note of the table.
+    assert chunks == {"The table below summarises the outcomes.": "Trial results",
+                      "Serious adverse events were similar.": "Trial results"}

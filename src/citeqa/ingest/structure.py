@@ -157,6 +157,9 @@ ABSTRACT_PARTS = {"BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS", "CONCLUSION
 _MD = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _FIGURE = re.compile(r"^(figure|fig\.)\s*\d+", re.I)
 _TABLE_CAPTION = re.compile(r"^table\s+(\d+)\.?\s*(.*)$", re.I)
+# The first paragraph under a table that starts its notes: a footnote mark or a note's usual opening.
+_NOTE_START = re.compile(r"^\\?(?:[*†‡§¶#]|\(?[a-z]\)\s|[a-z]\s|(?:notes?|abbreviations|source|data|values|"
+                         r"plus-minus|percentages|p values)\b)", re.I)
 
 
 # A numbered heading: "2.1 Data collection", "II. Methods", "A. Cell lines".
@@ -366,6 +369,7 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
     table_no = 0
     claimed: set[int] = set()  # caption lines already given to a table
     footnotes: str | None = None  # after a table, paragraphs are its notes until the text resumes
+    notes_open = False
     i = 0
     while i < len(lines):
         ln = lines[i]
@@ -382,7 +386,18 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             m = _TABLE_CAPTION.match(rows[0].stripped)
             if m:
                 cap_line, rows = rows[0], rows[1:]
-            elif PIPE_ROW.match(rows[0].text) and (j := _caption_above(lines, i, claimed)) is not None:
+            elif i and (j := i - 1) not in claimed and _TABLE_CAPTION.match(_plain(lines[j].stripped)):
+                # "Table 2. Outcomes" on the line right above the rows (HTML's <caption>) is the caption:
+                # it leaves the paragraph it was read into.
+                claimed.add(j)
+                cap_line, m = lines[j], _TABLE_CAPTION.match(_plain(lines[j].stripped))
+                for p in paragraphs:
+                    if p.segments and p.segments[-1] is cap_line:
+                        p.segments.pop()
+                paragraphs = [p for p in paragraphs if p.segments]
+                pending = pending if pending in paragraphs else None
+            elif PIPE_ROW.match(rows[0].text) and (k := _caption_above(lines, i, claimed)) is not None:
+                j = k
                 # Markdown puts a table's caption in the paragraph above it ("**Table 2.** Outcomes"): it
                 # is the table's, not a paragraph of the text.
                 claimed.add(j)
@@ -412,6 +427,7 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             # Notes under a table ("* Plus-minus values are means") are its own; a markdown table is followed
             # by the text again.
             footnotes = None if PIPE_ROW.match(rows[-1].text) else tables[-1].section
+            notes_open = False  # notes follow a table when the first paragraph after it reads like one
             current = None
             i = end
             continue
@@ -440,7 +456,8 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
                 pending.segments.append(ln)  # continuation across a page break, table or figure
                 current = pending
                 footnotes = None
-            elif footnotes is not None:
+            elif footnotes is not None and (notes_open or _NOTE_START.match(ln.stripped)):
+                notes_open = True
                 current = Paragraph(footnotes)
                 current.segments.append(ln)
                 paragraphs.append(current)
@@ -456,6 +473,7 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
                 i += 1
                 continue
             else:
+                footnotes = None  # the text goes on after a table with no notes
                 current = Paragraph(sections.paragraph())
                 current.segments.append(ln)
                 paragraphs.append(current)
