@@ -101,6 +101,11 @@ def test_markdown_pipe_table_rows_and_sections(docs: Path) -> None:
     assert bullets == ["Cytokine release syndrome occurred in 77% of ELIANA patients.",
                        "Neurotoxicity of grade 3 or higher occurred in 25% of ZUMA-3 patients."]
     assert all(u.section == "Efficacy across trials" for u in pd.units if "occurred in" in u.text)
+    assert pd.meta.title == "CAR-T cell therapy in relapsed B-ALL: a narrative review"  # no YAML quotes
+    from citeqa.answer.compose import render_row
+
+    # Column headers in running text keep their acronyms.
+    assert render_row(zuma) == "ZUMA-3: population adults; patients 55; CR rate 71%; median OS 18.2 months"
 
 
 def test_html_page_keeps_title_and_byline_and_drops_chrome(docs: Path) -> None:

@@ -53,6 +53,11 @@ def _short_header(h: str) -> str:
     return " ".join(_PAREN_DIGITS.sub("", h).split())
 
 
+def _lower(header: str) -> str:
+    """A column header in running text: lower case, but acronyms stay ("CR rate", "median OS")."""
+    return " ".join(w if sum(c.isupper() for c in w) >= 2 else w.lower() for w in header.split())
+
+
 def render_row(unit: Unit) -> str:
     """'Neutropenia: Blinatumomab Group 101 (37.8); Chemotherapy Group 63 (57.8)' from the row's cells."""
     groups: dict[str, list[str]] = {}
@@ -61,7 +66,7 @@ def render_row(unit: Unit) -> str:
         parent, sep, sub = short.partition(" Group ")
         key, val = (f"{parent} Group", f"{sub} {v}") if sep else (short, v)
         groups.setdefault(key, []).append(val)
-    body = "; ".join(f"{k.lower()} {', '.join(vs)}" for k, vs in groups.items())
+    body = "; ".join(f"{_lower(k)} {', '.join(vs)}" for k, vs in groups.items())
     return f"{_row_label(unit)}: {body}" if body else _row_label(unit)
 
 

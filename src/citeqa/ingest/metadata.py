@@ -114,7 +114,8 @@ def _layout(text: str) -> _Layout:
 def _header(lay: _Layout, *keys: str) -> str:
     for k, v in lay.headers:
         if k in keys:
-            return v
+            # YAML front matter quotes its values: title: "A review of …"
+            return v[1:-1].strip() if len(v) > 1 and v[0] in "\"'“" and v[-1] in "\"'”" else v
     return ""
 
 
