@@ -11,13 +11,12 @@ import pytest
 from citeqa.config import Settings
 from citeqa.index import Index
 from citeqa.ingest import load_catalog, parse_text
+from citeqa.ingest.bylines import is_affiliation, is_name_list
 from citeqa.ingest.metadata import (
     extract_metadata,
     find_acronyms,
     find_doi,
     find_trial_ids,
-    is_affiliation,
-    is_name_list,
     merge_meta,
 )
 from citeqa.types import DocMeta

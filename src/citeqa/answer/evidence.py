@@ -21,7 +21,7 @@ from citeqa.abbrev import expand
 from citeqa.answer import features as F
 from citeqa.answer.scorer import Model, check_features, columns, load_model, model_path
 from citeqa.index import Index
-from citeqa.ingest.metadata import is_byline
+from citeqa.ingest.bylines import is_byline
 from citeqa.textutil import index_terms, numbers
 from citeqa.types import Passage, Sentence, Unit
 

@@ -15,12 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from citeqa.abbrev import CLINICAL, find_abbreviations
+from citeqa.ingest.bylines import DEGREE, is_author_line, name_parts
 from citeqa.ingest.structure import MAJOR, Line, detect_furniture, split_lines
 from citeqa.types import DocMeta
 
 __all__ = [
-    "Extracted", "extract_metadata", "find_acronyms", "find_doi", "find_trial_ids", "is_affiliation", "is_byline",
-    "is_name_list", "merge_meta",
+    "Extracted", "extract_metadata", "find_acronyms", "find_doi", "find_trial_ids", "merge_meta",
 ]
 
 
@@ -90,7 +90,7 @@ def _layout(text: str) -> _Layout:
         s = ln.stripped
         if not s or i in furniture:
             continue
-        if len(s.split()) >= _BODY_WORDS and not _is_author_line(s):
+        if len(s.split()) >= _BODY_WORDS and not is_author_line(s):
             break
         head.append(i)
     refs: set[int] = set()
@@ -134,77 +134,17 @@ _CITATION = re.compile(
     r"(?P<venue>[A-Z][A-Za-z.&]*(?:\s+(?:[A-Z][A-Za-z.&]*|of|and|&))*)\s+(?P<year>(?:19|20)\d{2})\s*;\s*"
     r"(?P<vol>\d+)(?:\s*\(\s*[\w-]+\s*\))?\s*:\s*(?P<pages>[A-Za-z]?\d+(?:[-–][A-Za-z]?\d+)?)"
 )
-_DEGREE = re.compile(
-    r"\b(?:M\.?D|Ph\.?D|M\.?B|B\.?S|M\.?S|M\.?P\.?H|R\.?N|D\.?O|Pharm\.?D|MBBS|MBChB|FRCP\w*|D\.?Phil|M\.?Sc|"
-    r"B\.?Sc|B\.?A|M\.?A|Dr\.?P\.?H|M\.?Phil)\.?(?=[\s,;]|$)"
-)
 _BYLINE = re.compile(r"^[,;\s]*by\s+(.+)$", re.I)
 # Nouns in a publication's name: a short line naming one above the title is the masthead (venue).
 _PUBLICATION_NOUN = re.compile(
     r"\b(news|journal|times|review|gazette|bulletin|magazine|post|herald|weekly|daily|today|digest|letters|"
     r"reports|tribune|chronicle|newsletter|blog)\b", re.I)
 _AUXILIARY = re.compile(r"\b(?:is|are|was|were|has|have|had|can|could|will|would|should|may|might|must|do|does|did)\b")
-_NAME_WORD = re.compile(r"^(?:[A-Z][\w'’.-]*|[A-Z]\.|van|von|de|der|da|del|di|la|le|bin|al-\w+)$")
 
 
 def _plain(s: str) -> str:
     """Line text without markdown heading marks and emphasis."""
     return " ".join(s.strip().lstrip("#").replace("**", "").replace("__", "").split())
-
-
-# Marks after a name in an author list: affiliation numbers ("Wu2", "Ren1,2") and footnote symbols
-# ("Hayes†", "Zhang*", the private-use glyphs some PDFs map symbols to). Digits count only when attached
-# to the name, so "Smith 2019, Jones 2020" stays a list of citations.
-_NAME_MARK = re.compile(r"(?<=[^\W\d])\d{1,2}[*†‡§¶#\uf000-\uf8ff]*$|\s*[*†‡§¶#\uf000-\uf8ff]+$")
-
-
-def _name_parts(s: str) -> list[str]:
-    """The comma-, semicolon- or "and"-separated parts of a line, marks removed ("2" of "Ren1,2" dropped)."""
-    parts = [_NAME_MARK.sub("", p.strip()).strip() for p in re.split(r"[,;]|\band\b", s)]
-    return [p for p in parts if p and not re.fullmatch(r"[\d\W]+", p)]
-
-
-def _is_name(p: str) -> bool:
-    return 1 <= len(p.split()) <= 4 and all(_NAME_WORD.match(w) for w in p.split())
-
-
-def _is_author_line(s: str) -> bool:
-    """A list of personal names: degrees after the names, or several comma-separated capitalised names."""
-    if len(_DEGREE.findall(s)) >= 2:
-        return True
-    parts = _name_parts(s)
-    if len(parts) < 3 or any(re.search(r"\d", p) for p in parts):
-        return False
-    return sum(map(_is_name, parts)) >= 0.8 * len(parts)
-
-
-def is_name_list(s: str) -> bool:
-    """Nothing but personal names, most of them with first and last name (an author list as a sentence of
-    the text, degrees and marks allowed): never evidence. Lists of single capitalised words (genes,
-    drugs) do not count."""
-    parts = _name_parts(_DEGREE.sub("", s))
-    return (len(parts) >= 3 and all(map(_is_name, parts))
-            and sum(len(p.split()) >= 2 for p in parts) * 2 >= len(parts))
-
-
-_INSTITUTION = re.compile(r"\b(?:universit\w*|institut\w*|department|laborator\w*|hospital|school|college|"
-                          r"cent(?:er|re)|faculty|academy|clinic|foundation)\b", re.I)
-_AFFILIATION_WORD = re.compile(r"^(?:[A-Z0-9][\w'’.&/-]*|of|and|for|the|de|la|du|di|des|der|und|at|in|&)$")
-
-
-def is_affiliation(s: str) -> bool:
-    """An address line of an author's affiliation ("3. Key Laboratory of Critical Care Medicine,
-    Department of …, Southeast University, Nanjing, China"): institutions and places, capitalised words
-    and connectives only, no verb."""
-    body = re.sub(r"^\W*\d{0,2}\W*", "", s).rstrip(" .;")
-    words = body.replace(",", " ").split()
-    return (body.count(",") >= 2 and bool(_INSTITUTION.search(body))
-            and all(_AFFILIATION_WORD.match(w.strip("()")) for w in words if w.strip("()")))
-
-
-def is_byline(s: str) -> bool:
-    """An author list or an affiliation: front matter that is never evidence for a question."""
-    return is_name_list(s) or is_affiliation(s)
 
 
 def _is_header_line(s: str) -> bool:
@@ -227,7 +167,7 @@ def _is_title_candidate(s: str) -> bool:
         return False
     if _URL.search(s) or _LICENCE.search(s) or _IDENT.search(s) or _CITATION.search(s):
         return False
-    if _is_header_line(s) or _is_author_line(s) or _BYLINE.match(s):
+    if _is_header_line(s) or is_author_line(s) or _BYLINE.match(s):
         return False
     # Prose (captions, teasers, an abstract's opening line): ending like a sentence and long, or several
     # sentences, or with an auxiliary verb (titles are noun phrases; "X is claimed to ..." is a sentence).
@@ -267,8 +207,8 @@ def find_authors(lay: _Layout, title: str) -> str:
         s = _plain(lay.lines[i].stripped)
         if m := _BYLINE.match(s):
             return m.group(1).strip()
-        if s != title and _is_author_line(s):
-            names += [p.strip(" .") for p in _name_parts(_DEGREE.sub("", s))]
+        if s != title and is_author_line(s):
+            names += [p.strip(" .") for p in name_parts(DEGREE.sub("", s))]
         elif names:
             break  # the author block has ended
     return "; ".join(names)
