@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from citeqa import Assistant, Index, Settings
-from citeqa.answer.compose import _fragments_after, _fragments_before, _join
+from citeqa.answer.compose import _differ, _fragments_after, _fragments_before, _join
 from citeqa.answer.evidence import Candidate
+from citeqa.textutil import index_terms
 from citeqa.verify import strip_markers
 from conftest import SEEDS_DIR
 
@@ -117,3 +118,13 @@ def test_sentence_too_long_for_the_model_is_quoted_whole(tmp_path: Path) -> None
         body = strip_markers(s.text).strip()
         assert not body.endswith(","), body
         assert not re.match(r"^[a-z]", body), body
+
+
+def test_figures_about_different_subjects_are_no_disagreement() -> None:
+    asked = frozenset(index_terms("How often did cytokine release syndrome occur in ELIANA?"))
+    # Another trial's rate, in a news piece that names no trial: the same measure, not the same patients.
+    assert _differ("Cytokine release syndrome occurred in 77% of ELIANA patients.",
+                   "Severe cytokine release syndrome occurred in 2.4% of patients.", asked) == ""
+    # Two reports of the same trial's rate do disagree.
+    assert _differ("Cytokine release syndrome occurred in 77% of ELIANA patients.",
+                   "In ELIANA, cytokine release syndrome occurred in 71% of patients.", asked) == "percentages"

@@ -249,7 +249,8 @@ def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], as
         for b in strong[a_i + 1 :]:
             if a.cand.unit.doc == b.cand.unit.doc or not (a in picked or b in picked):
                 continue
-            what = _differ(sentence_text(index, a), sentence_text(index, b), asked)
+            what = _differ(sentence_text(index, a), sentence_text(index, b), asked,
+                           _doc_terms(index, a.cand.unit.doc), _doc_terms(index, b.cand.unit.doc))
             if what:
                 return [(a, b, what)]  # the best-ranked disagreement; further pairs are mostly repeats
     return []
@@ -279,16 +280,27 @@ def _unit_word(text: str, unit: str) -> str:
     return unit
 
 
-def _differ(a: str, b: str, asked: frozenset[str]) -> str:
+def _doc_terms(index: Index, doc: str) -> frozenset[str]:
+    """Terms of a document's title and study names: what its every sentence is about."""
+    return frozenset(index_terms(index.alias_text(doc)))
+
+
+def _differ(a: str, b: str, asked: frozenset[str], about_a: frozenset[str] = frozenset(),
+            about_b: frozenset[str] = frozenset()) -> str:
     """The measure both texts report with no figure in common ("" when they agree or measure different
     things). Same measure: the same unit, and either the question counts that unit ("how many patients")
     or both texts name at least two of the question's words (what is measured, and of whom)."""
     fa, fb = figures(a), figures(b)
     na, nb = set(numbers(a)), set(numbers(b))
-    about = asked & set(index_terms(a)) & set(index_terms(b))
+    wa, wb = set(index_terms(a)), set(index_terms(b))
+    about = asked & wa & wb
+    same_subject = asked & (wa | about_a) == asked & (wb | about_b)
     for unit in fa.keys() & fb.keys():
         if fa[unit] & nb or fb[unit] & na:
             continue  # the other text also gives this figure: they agree (or list both arms)
-        if unit in asked or len(about - {unit}) >= 2:
+        # Without the question counting the unit, the two must speak of the same question words, in the
+        # sentence or as its document's title or study name: "77% of ELIANA patients" and "2.4% of
+        # patients" (another trial's report) share the measure, not whom.
+        if unit in asked or (len(about - {unit}) >= 2 and same_subject):
             return _unit_word(a, unit)
     return ""
