@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from citeqa import Assistant, Index, Settings
-from citeqa.answer.compose import _differ, _fragments_after, _fragments_before, _join
+from citeqa.answer.compose import _differ, _fragments_after, _fragments_before, _join, _unlabelled
 from citeqa.answer.evidence import Candidate
 from citeqa.textutil import index_terms
 from citeqa.verify import strip_markers
@@ -128,3 +129,12 @@ def test_figures_about_different_subjects_are_no_disagreement() -> None:
     # Two reports of the same trial's rate do disagree.
     assert _differ("Cytokine release syndrome occurred in 77% of ELIANA patients.",
                    "In ELIANA, cytokine release syndrome occurred in 71% of patients.", asked) == "percentages"
+
+
+@pytest.mark.parametrize(("sentence", "shown"), [
+    ("CONCLUSIONS: This study suggests that CA72-4 can be useful.", "This study suggests that CA72-4 can be useful."),
+    ("Abstract: The first known cases of MERS occurred in 2012.", "The first known cases of MERS occurred in 2012."),
+    ("Note: values are means of three experiments.", "Note: values are means of three experiments."),
+])
+def test_a_structured_abstracts_label_is_not_read_out(sentence: str, shown: str) -> None:
+    assert _unlabelled(sentence) == shown

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from citeqa.answer import features as F
 from citeqa.answer.evidence import Candidate, Scored
 from citeqa.index import Index
 from citeqa.ingest.structure import CAPTION
@@ -122,16 +123,26 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
             frags = [*_fragments_before(index, unit, c), (unit, c.sentence), *_fragments_after(index, unit, c)]
             markers = [draft.cite(unit.doc, u, sent, s.score, sent.text) for u, sent in frags]
             body = ""
-            for u, sent in frags:
+            for k, (u, sent) in enumerate(frags):
                 # The cleaned text may have lost the line-end hyphen that the stored quote still shows.
                 cut = index.quote(u.doc, sent.start, sent.end).rstrip().endswith("-")
-                body = _join(body, sent.text.strip(), lambda w: _used_twice(index, w))
+                piece = _unlabelled(sent.text.strip()) if k == 0 else sent.text.strip()
+                body = _join(body, piece, lambda w: _used_twice(index, w))
                 body = body.rstrip("-") + "-" if cut else body
             text = f"{body} [{', '.join(map(str, dict.fromkeys(markers)))}]"
         if c.key in corroborates:
             text = f"Also reported: {text}"
         parts.append(AnswerSentence(text=text, citations=tuple(markers)))
     return " ".join(p.text for p in parts), draft.citations, parts
+
+
+def _unlabelled(text: str) -> str:
+    """A sentence without the section label a structured abstract opens its paragraph with ("CONCLUSIONS:
+    This study suggests …"): the answer reads on, the citation still quotes the label."""
+    m = F.INLINE_LABEL.match(text)
+    if m and F.section_role(m.group(1)) not in ("other", "front") and len(text) > m.end() + 20:
+        return text[m.end():][:1].upper() + text[m.end() + 1:]
+    return text
 
 
 def _used_twice(index: Index, term: str) -> bool:

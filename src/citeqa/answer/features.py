@@ -104,14 +104,14 @@ _ROLE_PATTERNS = [
 
 
 # Structured abstracts and plain-text articles label paragraphs inline ("CONCLUSIONS: ...", "Abstract: ...").
-_INLINE_LABEL = re.compile(r"([A-Z][A-Za-z]*(?:[ /&-]+[A-Za-z]+){0,4})\s*:\s")
+INLINE_LABEL = re.compile(r"([A-Z][A-Za-z]*(?:[ /&-]+[A-Za-z]+){0,4})\s*:\s")
 
 
 def inline_label(text: str, start: int) -> str:
     """The inline label of the paragraph holding offset ``start`` ("" when it has none)."""
     para = max(text.rfind("\n\n", 0, start), text.rfind("\r\n\r\n", 0, start))
     para = 0 if para < 0 else para + 2
-    m = _INLINE_LABEL.match(text, para, min(len(text), para + 60))
+    m = INLINE_LABEL.match(text, para, min(len(text), para + 60))
     return m.group(1) if m else ""
 
 
