@@ -118,6 +118,7 @@ def test_html_page_keeps_title_and_byline_and_drops_chrome(docs: Path) -> None:
     assert pd.meta.authors == "Sam Reporter" and pd.meta.year == "2024"
     # A page without <h1> is headed by its <title>.
     assert html_to_text("<title>Only a title</title><p>Body text here.</p>").startswith("# Only a title\n")
+    assert html_to_text("<title>Page</title><svg><title>icon</title></svg><p>Body.</p>").startswith("# Page\n")
 
 
 def test_answers_from_a_markdown_table_and_a_news_page(docs: Path, tmp_path: Path) -> None:

@@ -137,7 +137,8 @@ class _TextExtractor(HTMLParser):
             self.skip += 1
             return
         if tag == "title":
-            self.title = []
+            if not self.skip and not self.page_title:  # not an <svg>'s <title>
+                self.title = []
             return
         if tag in {"article", "main"}:
             self.article += 1
