@@ -386,24 +386,20 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             m = _TABLE_CAPTION.match(rows[0].stripped)
             if m:
                 cap_line, rows = rows[0], rows[1:]
-            elif i and (j := i - 1) not in claimed and _TABLE_CAPTION.match(_plain(lines[j].stripped)):
-                # "Table 2. Outcomes" on the line right above the rows (HTML's <caption>) is the caption:
-                # it leaves the paragraph it was read into.
-                claimed.add(j)
-                cap_line, m = lines[j], _TABLE_CAPTION.match(_plain(lines[j].stripped))
-                for p in paragraphs:
-                    if p.segments and p.segments[-1] is cap_line:
-                        p.segments.pop()
-                paragraphs = [p for p in paragraphs if p.segments]
-                pending = pending if pending in paragraphs else None
-            elif PIPE_ROW.match(rows[0].text) and (k := _caption_above(lines, i, claimed)) is not None:
-                j = k
-                # Markdown puts a table's caption in the paragraph above it ("**Table 2.** Outcomes"): it
-                # is the table's, not a paragraph of the text.
-                claimed.add(j)
-                cap_line, m = lines[j], _TABLE_CAPTION.match(_plain(lines[j].stripped))
-                paragraphs = [p for p in paragraphs if p.segments != [cap_line]]
-                pending = pending if pending in paragraphs else None
+            else:
+                # A "Table 2. Outcomes" line right above the rows (HTML's <caption>), or the paragraph above a
+                # markdown table ("**Table 2.** Outcomes"), is the caption: it leaves the paragraph it was
+                # read into.
+                j = i - 1 if i and _TABLE_CAPTION.match(_plain(lines[i - 1].stripped)) else (
+                    _caption_above(lines, i, claimed) if PIPE_ROW.match(rows[0].text) else None)
+                if j is not None and j not in claimed:
+                    claimed.add(j)
+                    cap_line, m = lines[j], _TABLE_CAPTION.match(_plain(lines[j].stripped))
+                    for p in paragraphs:
+                        if p.segments and p.segments[-1] is cap_line:
+                            p.segments.pop()
+                    paragraphs = [p for p in paragraphs if p.segments]
+                    pending = pending if pending in paragraphs else None
             heads = _headings_before(lines, i, len(rows[0].text.split("\t"))) if captions and _data_row(rows[0]) else ()
             above = _caption_above(lines, lines.index(heads[0]), claimed) if heads and not m else None
             if above is not None:
