@@ -196,7 +196,6 @@ def _block_of(lines: list[Line], top: float) -> int:
     return next(ln.block for ln in lines if ln.size >= 0.92 * top)
 
 
-
 class _Writer:
     def __init__(self, out: _Out, words: _Words, body: float, font: str = "") -> None:
         self.out, self.words, self.body, self.font = out, words, body, font
