@@ -256,12 +256,13 @@ def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], as
     # Wider than the evidence quoted, by rank rather than score: a planted or outlying figure that repeats
     # the question's words can outscore, many times over, the report it contradicts.
     strong = list(pool[:6])
+    subject = {s.cand.unit.doc: _doc_terms(index, s.cand.unit.doc) for s in strong}
     for a_i, a in enumerate(strong):
         for b in strong[a_i + 1 :]:
             if a.cand.unit.doc == b.cand.unit.doc or not (a in picked or b in picked):
                 continue
             what = _differ(sentence_text(index, a), sentence_text(index, b), asked,
-                           _doc_terms(index, a.cand.unit.doc), _doc_terms(index, b.cand.unit.doc))
+                           subject[a.cand.unit.doc], subject[b.cand.unit.doc])
             if what:
                 return [(a, b, what)]  # the best-ranked disagreement; further pairs are mostly repeats
     return []
