@@ -159,7 +159,7 @@ _FIGURE = re.compile(r"^(figure|fig\.)\s*\d+", re.I)
 _TABLE_CAPTION = re.compile(r"^table\s+(\d+)\.?\s*(.*)$", re.I)
 # The first paragraph under a table that starts its notes: a footnote mark or a note's usual opening.
 _NOTE_START = re.compile(r"^\\?(?:[*†‡§¶#]|\(?[a-z]\)\s|[a-z]\s|(?:notes?|abbreviations|source|data|values|"
-                         r"plus-minus|percentages|p values)\b)", re.I)
+                         r"p values)\b)", re.I)
 
 
 # A numbered heading: "2.1 Data collection", "II. Methods", "A. Cell lines".
