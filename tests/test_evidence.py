@@ -29,6 +29,23 @@ def test_terms_join_hyphen_parts_and_expand_abbreviations() -> None:
     assert {"event", "free", "eventfre", "minim", "residu"} <= t or {"event", "free", "minim"} <= t
 
 
+def test_a_spelled_out_long_form_meets_the_questions_abbreviation() -> None:
+    corpus = {"PSO": "particle swarm optimization"}
+    row = terms_of("Complete remission with incomplete hematologic recovery\t4\t1.5 (0.4-3.7)", corpus)
+    question = terms_of("How many patients had CRi?", corpus, shorten=False)
+    assert "cri" in row and "cri" in question
+    assert "pso" in terms_of("The particle swarm optimization was ranked second.", corpus)
+    # the question is expanded, not shortened: its long form already meets either spelling
+    assert "pso" not in terms_of("What is particle swarm optimization?", corpus, shorten=False)
+    assert "swarm" in terms_of("What is PSO?", corpus, shorten=False)
+
+
+def test_a_word_broken_at_a_line_end_is_one_term() -> None:
+    t = terms_of("Complete remission with full hemato- logic recovery in pre- and post-treatment samples", {})
+    assert "hematolog" in t and "hemato" not in t
+    assert {"pre", "and"} & t == {"pre"}  # "pre- and post-": a suspended hyphen, not a broken word
+
+
 @pytest.mark.parametrize(("section", "role"), [
     ("ABSTRACT > CONCLUSIONS", "conclusion"), ("CONCLUSIONS", "conclusion"), ("Methods > Statistical analysis",
                                                                                "methods"),
@@ -75,6 +92,16 @@ def test_feature_matrix_has_every_named_column() -> None:
     assert x[0, col["cov_own"]] > x[1, col["cov_own"]]
     vec = F.answerable_vector(q, np.array([0.9, 0.1]), x, ["a.txt", "b.txt"])
     assert vec.shape == (len(F.ANSWERABLE_FEATURES),)
+
+
+def test_the_sentence_introducing_an_abbreviation_is_marked() -> None:
+    q = F.QuestionView(text="What is PSO?", weights={"pso": 3.0}, core=frozenset({"pso"}), numbers=frozenset(),
+                       max_idf=3.0, unknown_share=0.0, named=frozenset(), vector=np.zeros(384),
+                       **F.describe_question("What is PSO?"))
+    x = F.feature_matrix(q, [_view("We used particle swarm optimization (PSO) to tune it."),
+                             _view("The PSO ranked second, followed by the GA.")])
+    col = F.FEATURE_NAMES.index("defines_acronym")
+    assert x[0, col] == 1 and x[1, col] == 0
 
 
 def test_model_files_round_trip_and_match_sklearn(tmp_path: Path) -> None:

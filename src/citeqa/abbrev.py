@@ -85,6 +85,39 @@ def expand(query: str, abbreviations: dict[str, str], synonyms: bool = False) ->
     return " ".join(dict.fromkeys(extra))
 
 
+# One pattern per abbreviation table (an index's table is built once per snapshot and kept alive by it).
+_LONG_FORMS: dict[int, tuple[dict[str, str], re.Pattern[str] | None, dict[str, str]]] = {}
+
+
+def _long_form_pattern(abbreviations: dict[str, str]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+    hit = _LONG_FORMS.get(id(abbreviations))
+    if hit is not None and hit[0] is abbreviations:
+        return hit[1], hit[2]
+    by_long: dict[str, str] = {}
+    for table in (CLINICAL, abbreviations):  # the corpus's own definition wins
+        for short, long in table.items():
+            words = re.findall(r"[a-z0-9]+", long.lower())
+            if len(words) >= 2:
+                by_long[" ".join(words)] = short
+    parts = sorted(by_long, key=len, reverse=True)
+    pattern = (re.compile(r"\b(?:" + "|".join(r"[\s\-]+".join(map(re.escape, p.split())) for p in parts) + r")\b",
+                          re.I) if parts else None)
+    if len(_LONG_FORMS) > 64:
+        _LONG_FORMS.clear()
+    _LONG_FORMS[id(abbreviations)] = (abbreviations, pattern, by_long)
+    return pattern, by_long
+
+
+def contract(text: str, abbreviations: dict[str, str]) -> str:
+    """The abbreviations whose long forms ``text`` spells out: a question asking about "CRi" meets the table
+    row that writes "complete remission with incomplete hematologic recovery" (the reverse of :func:`expand`)."""
+    pattern, by_long = _long_form_pattern(abbreviations)
+    if pattern is None:
+        return ""
+    found = (by_long.get(" ".join(re.findall(r"[a-z0-9]+", m.group(0).lower()))) for m in pattern.finditer(text))
+    return " ".join(dict.fromkeys(a for a in found if a))
+
+
 def abbreviations_used(query: str, abbreviations: dict[str, str]) -> list[str]:
     """Abbreviations in ``query`` that :func:`expand` knows a long form for."""
     out = []

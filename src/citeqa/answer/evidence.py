@@ -9,6 +9,7 @@ to quote; ``answerability`` → P(the sources answer at all) from ``models/answe
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from citeqa.abbrev import expand
+from citeqa.abbrev import contract, expand
 from citeqa.answer import features as F
 from citeqa.answer.scorer import Model, check_features, columns, load_model, model_path
 from citeqa.index import Index
@@ -92,11 +93,19 @@ def term_cache(index: Index) -> TermCache:
     return cache
 
 
-def terms_of(text: str, abbr: dict[str, str], cache: TermCache | None = None) -> frozenset[str]:
-    """Evidence terms: stems, hyphen parts, and the long forms of abbreviations the corpus defines."""
+_BROKEN_WORD = re.compile(r"\b([A-Za-z]{2,})- (?!(?:and|or|nor|to|as|but)\b)([a-z]{2,})\b")
+
+
+def terms_of(text: str, abbr: dict[str, str], cache: TermCache | None = None, shorten: bool = True
+             ) -> frozenset[str]:
+    """Evidence terms: stems, hyphen parts, the long forms of abbreviations the text uses and (``shorten``)
+    the abbreviations of long forms it spells out, so either way of writing a term meets the other. A
+    question is not shortened: its abbreviations are expanded, which is enough to meet either spelling."""
     if cache is not None and (hit := cache.get(text)) is not None:
         return hit
-    terms = set(index_terms(f"{text} {expand(text, abbr)}", parts=True))
+    # A word broken at a line end in text copied from a PDF ("hemato- logic") is one word.
+    joined = _BROKEN_WORD.sub(r"\1\2", text)
+    terms = set(index_terms(f"{joined} {expand(text, abbr)} {contract(joined, abbr) if shorten else ''}", parts=True))
     terms.update(t.replace("-", "") for t in list(terms) if "-" in t)
     out = frozenset(terms)
     if cache is not None:
@@ -110,14 +119,14 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
     weights: dict[str, float] = {}
     unknown = 0.0
     for text, factor in ((question, 1.0), (context, 0.5)):
-        for t in terms_of(text, abbr):
+        for t in terms_of(text, abbr, shorten=False):
             known = index.in_corpus(t)
             # A word no document uses is usually the asker's phrasing: weigh it like a common word.
             w = (index.idf(t) if known else 1.0) * factor
             if not known and factor == 1.0 and any(c.isalpha() for c in t):
                 unknown += 1.0
             weights[t] = max(weights.get(t, 0.0), w)
-    core = frozenset(t for t in terms_of(question, abbr) if t in weights)
+    core = frozenset(t for t in terms_of(question, abbr, shorten=False) if t in weights)
     seq = index_terms(question)
     named = frozenset(index.mentioned_docs(f"{question} {context}"))
     return F.QuestionView(

@@ -287,6 +287,20 @@ def _counted(q: QuestionView, c: CandidateView) -> float:
     return float(any(seq[i][0].isdigit() and q.counted in seq[i + 1 : i + 3] for i in range(len(seq) - 1)))
 
 
+_ACRONYM = re.compile(r"\b[A-Za-z]*[A-Z][A-Za-z0-9-]*[A-Z0-9][A-Za-z0-9-]*\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def _acronyms(question: str) -> tuple[str, ...]:
+    return tuple(a for a in _ACRONYM.findall(question) if sum(ch.isupper() for ch in a) >= 2 and len(a) <= 10)
+
+
+def _defines_acronym(q: QuestionView, c: CandidateView) -> float:
+    """The text introduces an abbreviation the question uses ("particle swarm optimization (PSO)"): where a
+    paper says what the term is."""
+    return float(any(re.search(r"\(\s*" + re.escape(a) + r"s?\s*[),;]", c.text) for a in _acronyms(q.text)))
+
+
 def _phrase(q: QuestionView, c: CandidateView) -> float:
     """Share of the question's consecutive term pairs that the text has in the same order."""
     if not q.bigrams:
@@ -329,6 +343,7 @@ CANDIDATE_FEATURES: dict[str, Feature] = {
     "core_cov_ctx": lambda q, c: _core_cov(q, c.context),
     "bm25": _bm25,
     "phrase": _phrase,
+    "defines_acronym": _defines_acronym,
     "novel": _novel,
     "density": _density,
     "spread": _spread,
