@@ -104,6 +104,17 @@ def test_the_sentence_introducing_an_abbreviation_is_marked() -> None:
     assert x[0, col] == 1 and x[1, col] == 0
 
 
+def test_the_question_terms_opening_a_sentence_are_counted() -> None:
+    q = F.QuestionView(text="What genome do pestiviruses have?", weights={"pestivirus": 3.0, "genom": 2.0},
+                       core=frozenset({"pestivirus", "genom"}), numbers=frozenset(), max_idf=3.0, unknown_share=0.0,
+                       named=frozenset(), vector=np.zeros(384), **F.describe_question("What genome do they have?"))
+    x = F.feature_matrix(q, [_view("The pestiviruses have single stranded RNA genomes of 12.3 kb."),
+                             _view("Marker vaccines were made from stable BAC clones of the cloned viral genomes of "
+                                   "several pestiviruses.")])
+    col = F.FEATURE_NAMES.index("opening")
+    assert x[0, col] == 1.0 and x[1, col] == 0.0
+
+
 def test_model_files_round_trip_and_match_sklearn(tmp_path: Path) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression

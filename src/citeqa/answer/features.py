@@ -301,6 +301,14 @@ def _defines_acronym(q: QuestionView, c: CandidateView) -> float:
     return float(any(re.search(r"\(\s*" + re.escape(a) + r"s?\s*[),;]", c.text) for a in _acronyms(q.text)))
 
 
+def _opening(q: QuestionView, c: CandidateView) -> float:
+    """Share of the question's weight among the text's first eight terms: a sentence whose subject is what the
+    question asks about ("The pestiviruses have …") tends to say what it is or does."""
+    head = set(c.seq[:8])
+    tot = sum(w for t, w in q.weights.items() if t in q.core) or 1.0
+    return sum(w for t, w in q.weights.items() if t in q.core and t in head) / tot
+
+
 def _phrase(q: QuestionView, c: CandidateView) -> float:
     """Share of the question's consecutive term pairs that the text has in the same order."""
     if not q.bigrams:
@@ -344,6 +352,7 @@ CANDIDATE_FEATURES: dict[str, Feature] = {
     "bm25": _bm25,
     "phrase": _phrase,
     "defines_acronym": _defines_acronym,
+    "opening": _opening,
     "novel": _novel,
     "density": _density,
     "spread": _spread,
