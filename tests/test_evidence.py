@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,19 @@ def test_the_question_terms_opening_a_sentence_are_counted() -> None:
                                    "several pestiviruses.")])
     col = F.FEATURE_NAMES.index("opening")
     assert x[0, col] == 1.0 and x[1, col] == 0.0
+
+
+def test_a_table_row_whose_label_the_question_names_is_marked() -> None:
+    text = "Complete remission with partial hematologic recovery (CRh)?"
+    core = frozenset({"complet", "remiss", "partial", "hematolog", "recoveri", "crh"})
+    q = F.QuestionView(text=text, weights=dict.fromkeys(core, 2.0), core=core, numbers=frozenset(), max_idf=2.0,
+                       unknown_share=0.0, named=frozenset(), vector=np.zeros(384), **F.describe_question(text))
+    row = replace(_view("Table 2 — Complete remission with partial hematologic recovery — Group A: 24 (8.9)"),
+                  is_row=True, label=frozenset({"complet", "remiss", "partial", "hematolog", "recoveri"}))
+    x = F.feature_matrix(q, [row, _view("Remission rates were higher with full, partial or incomplete recovery.")])
+    col = {n: i for i, n in enumerate(F.FEATURE_NAMES)}
+    assert x[0, col["label_named"]] == 1 and x[0, col["label_whole"]] == 1 and x[0, col["label_cov"]] > 0.8
+    assert x[1, col["label_named"]] == x[1, col["label_whole"]] == x[1, col["label_cov"]] == 0
 
 
 def test_model_files_round_trip_and_match_sklearn(tmp_path: Path) -> None:

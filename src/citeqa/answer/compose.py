@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from citeqa.answer import features as F
-from citeqa.answer.evidence import Candidate, Scored
+from citeqa.answer.evidence import Candidate, Scored, row_label
 from citeqa.index import Index
 from citeqa.ingest.structure import CAPTION
 from citeqa.textutil import index_terms, numbers, stem
@@ -40,14 +40,8 @@ def row_cells_text(unit: Unit) -> str:
     """Clean text of exactly the row's span: label and values (what the citation quotes)."""
     label = unit.sentences[0].text.split(" — ")
     values = [v for _, v in unit.cells]
-    name = _row_label(unit)
+    name = row_label(unit)
     return " ".join([name, *values]) if values else (label[-1] if label else unit.text)
-
-
-def _row_label(unit: Unit) -> str:
-    parts = unit.text.split(" — ")
-    n_cells = len(unit.cells)
-    return parts[-(n_cells + 1)] if n_cells and len(parts) > n_cells else parts[-1]
 
 
 def _short_header(h: str) -> str:
@@ -68,7 +62,7 @@ def render_row(unit: Unit) -> str:
         key, val = (f"{parent} Group", f"{sub} {v}") if sep else (short, v)
         groups.setdefault(key, []).append(val)
     body = "; ".join(f"{_lower(k)} {', '.join(vs)}" for k, vs in groups.items())
-    return f"{_row_label(unit)}: {body}" if body else _row_label(unit)
+    return f"{row_label(unit)}: {body}" if body else row_label(unit)
 
 
 def group_row(index: Index, unit: Unit) -> tuple[Unit, Sentence] | None:

@@ -93,6 +93,14 @@ def term_cache(index: Index) -> TermCache:
     return cache
 
 
+def row_label(unit: Unit) -> str:
+    """A table row's own label ("Complete remission with partial hematologic recovery"): the part of its
+    linearised text before the cells, after the caption and any group headings."""
+    parts = unit.text.split(" — ")
+    n_cells = len(unit.cells)
+    return parts[-(n_cells + 1)] if n_cells and len(parts) > n_cells else parts[-1]
+
+
 _BROKEN_WORD = re.compile(r"\b([A-Za-z]{2,})- (?!(?:and|or|nor|to|as|but)\b)([a-z]{2,})\b")
 
 
@@ -119,7 +127,9 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
     weights: dict[str, float] = {}
     unknown = 0.0
     for text, factor in ((question, 1.0), (context, 0.5)):
-        for t in terms_of(text, abbr, shorten=False):
+        # Sorted: the weights sum in the same order in every process (set order follows the hash seed,
+        # and a last-bit difference re-ordered tied candidates between runs).
+        for t in sorted(terms_of(text, abbr, shorten=False)):
             known = index.in_corpus(t)
             # A word no document uses is usually the asker's phrasing: weigh it like a common word.
             w = (index.idf(t) if known else 1.0) * factor
@@ -179,6 +189,7 @@ def views(index: Index, q: F.QuestionView, cands: Sequence[Candidate]) -> list[F
             passage_rank=c.passage_rank, passage_score=c.passage_score,
             sim=float(c.vector @ q.vector), unit_sim=float(index.unit_vector(u.id) @ q.vector), doc=u.doc,
             starts_lower=c.sentence.text[:1].islower(), seq=tuple(index_terms(c.text)),
+            label=terms_of(row_label(u), abbr, shorten=False) if c.is_row else frozenset(),
         ))
     return out
 

@@ -188,6 +188,7 @@ class CandidateView:
     doc: str
     starts_lower: bool
     seq: tuple[str, ...] = ()  # the text's terms in order
+    label: frozenset[str] = frozenset()  # a table row's own label terms (empty for sentences)
 
 
 # --- per-candidate features ---------------------------------------------------------------------------
@@ -309,6 +310,17 @@ def _opening(q: QuestionView, c: CandidateView) -> float:
     return sum(w for t, w in q.weights.items() if t in q.core and t in head) / tot
 
 
+def _label_named(q: QuestionView, c: CandidateView) -> float:
+    """Share of a table row's label the question names: "complete remission with partial hematologic
+    recovery" asked about picks that row over a summary sentence that lists every kind of remission."""
+    return len(c.label & q.core) / len(c.label) if c.label else 0.0
+
+
+def _label_cov(q: QuestionView, c: CandidateView) -> float:
+    """Share of the question's weight in a table row's label (0 for sentences)."""
+    return _core_cov(q, c.label) if c.label else 0.0
+
+
 def _phrase(q: QuestionView, c: CandidateView) -> float:
     """Share of the question's consecutive term pairs that the text has in the same order."""
     if not q.bigrams:
@@ -353,6 +365,9 @@ CANDIDATE_FEATURES: dict[str, Feature] = {
     "phrase": _phrase,
     "defines_acronym": _defines_acronym,
     "opening": _opening,
+    "label_named": _label_named,
+    "label_cov": _label_cov,
+    "label_whole": lambda q, c: float(bool(c.label) and c.label <= q.core),
     "novel": _novel,
     "density": _density,
     "spread": _spread,
