@@ -224,3 +224,10 @@ def test_author_lists_are_never_candidates(seed_index) -> None:  # type: ignore[
     texts = [c.sentence.text for c in candidates(index, passages)]
     assert not set(byline) & set(texts)
     assert any(t.startswith("The trial investigators, led by Hagop Kantarjian") for t in texts)
+
+
+def test_pseudo_negations_are_not_negations() -> None:
+    col = VERDICT_FEATURES.index("lead_neg")
+    positive = verdict_features("Does it correspond?", ["It is a reliable indicator whether or not it is apparent."])
+    negative = verdict_features("Does it correspond?", ["It is not a reliable indicator."])
+    assert positive[col] == 0 and negative[col] > 0

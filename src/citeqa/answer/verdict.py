@@ -15,6 +15,16 @@ import numpy as np
 
 _NEG = re.compile(r"\b(no|not|none|neither|nor|without|never|cannot|fail(?:ed|s)?|lack(?:ed|s|ing)?|unable|"
                   r"non-?significant|insignificant|absence)\b|n['’]t\b", re.I)
+# Negation words that negate nothing (NegEx's "pseudo-negations", Chapman et al. 2001): "whether or not it is
+# clinically apparent", "not only ... but", "gram-negative".
+_PSEUDO_NEG = re.compile(r"\b(whether or not|not only|not necessarily|no doubt|without doubt|without difficulty|"
+                         r"gram[- ]negative|if not)\b", re.I)
+
+
+def _negations(text: str) -> int:
+    return len(_NEG.findall(_PSEUDO_NEG.sub(" ", text)))
+
+
 _NO_DIFF = re.compile(r"\b(no (?:significant |statistically significant )?(?:difference|association|effect|"
                       r"correlation|relationship|benefit|change|improvement|increase|decrease|reduction)s?|"
                       r"did not (?:differ|change|improve|increase|decrease|reduce|affect|predict)|"
@@ -48,11 +58,11 @@ def verdict_features(question: str, evidence: Sequence[str]) -> np.ndarray:
     the question's own negation and whether it asks about sameness."""
     ev = " ".join(evidence)
     lead = evidence[0] if evidence else ""
-    q_neg = len(_NEG.findall(question))
+    q_neg = _negations(question)
     dense = [
         float(q_neg > 0),
-        min(len(_NEG.findall(lead)), 3) / 3,
-        min(len(_NEG.findall(ev)), 5) / 5,
+        min(_negations(lead), 3) / 3,
+        min(_negations(ev), 5) / 5,
         float(bool(_NO_DIFF.search(lead))),
         float(bool(_NO_DIFF.search(ev))),
         float(bool(_SAME_Q.search(question))),
@@ -60,7 +70,7 @@ def verdict_features(question: str, evidence: Sequence[str]) -> np.ndarray:
         min(len(_HEDGE.findall(ev)), 4) / 4,
         min(len(_POSITIVE.findall(lead)), 4) / 4,
         min(len(_POSITIVE.findall(ev)), 6) / 6,
-        float(q_neg > 0 and bool(_NEG.search(lead))),
+        float(q_neg > 0 and _negations(lead) > 0),
         1.0 if evidence else 0.0,
     ]
     return np.array(dense, dtype=np.float32)
