@@ -85,37 +85,49 @@ def expand(query: str, abbreviations: dict[str, str], synonyms: bool = False) ->
     return " ".join(dict.fromkeys(extra))
 
 
-# One pattern per abbreviation table (an index's table is built once per snapshot and kept alive by it).
-_LONG_FORMS: dict[int, tuple[dict[str, str], re.Pattern[str] | None, dict[str, str]]] = {}
+# Long forms by their first two words, per abbreviation table (an index's table is built once per snapshot
+# and kept alive by it): a lookup per word of the text, however many abbreviations the corpus defines.
+_LongForms = dict[tuple[str, str], list[tuple[tuple[str, ...], str]]]
+_LONG_FORMS: dict[int, tuple[dict[str, str], _LongForms]] = {}
+_WORD = re.compile(r"[a-z0-9]+")
 
 
-def _long_form_pattern(abbreviations: dict[str, str]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+def _long_forms(abbreviations: dict[str, str]) -> _LongForms:
     hit = _LONG_FORMS.get(id(abbreviations))
     if hit is not None and hit[0] is abbreviations:
-        return hit[1], hit[2]
-    by_long: dict[str, str] = {}
+        return hit[1]
+    by_long: dict[tuple[str, ...], str] = {}
     for table in (CLINICAL, abbreviations):  # the corpus's own definition wins
         for short, long in table.items():
-            words = re.findall(r"[a-z0-9]+", long.lower())
+            words = tuple(_WORD.findall(long.lower()))
             if len(words) >= 2:
-                by_long[" ".join(words)] = short
-    parts = sorted(by_long, key=len, reverse=True)
-    pattern = (re.compile(r"\b(?:" + "|".join(r"[\s\-]+".join(map(re.escape, p.split())) for p in parts) + r")\b",
-                          re.I) if parts else None)
+                by_long[words] = short
+    index: _LongForms = {}
+    for words, short in by_long.items():
+        index.setdefault((words[0], words[1]), []).append((words, short))
+    for forms in index.values():
+        forms.sort(key=lambda f: -len(f[0]))  # the longest long form first ("complete remission with ...")
     if len(_LONG_FORMS) > 64:
         _LONG_FORMS.clear()
-    _LONG_FORMS[id(abbreviations)] = (abbreviations, pattern, by_long)
-    return pattern, by_long
+    _LONG_FORMS[id(abbreviations)] = (abbreviations, index)
+    return index
 
 
 def contract(text: str, abbreviations: dict[str, str]) -> str:
     """The abbreviations whose long forms ``text`` spells out: a question asking about "CRi" meets the table
     row that writes "complete remission with incomplete hematologic recovery" (the reverse of :func:`expand`)."""
-    pattern, by_long = _long_form_pattern(abbreviations)
-    if pattern is None:
-        return ""
-    found = (by_long.get(" ".join(re.findall(r"[a-z0-9]+", m.group(0).lower()))) for m in pattern.finditer(text))
-    return " ".join(dict.fromkeys(a for a in found if a))
+    index = _long_forms(abbreviations)
+    words = _WORD.findall(text.lower())
+    found: list[str] = []
+    i = 0
+    while i < len(words) - 1:
+        for form, short in index.get((words[i], words[i + 1]), ()):
+            if tuple(words[i : i + len(form)]) == form:
+                found.append(short)
+                i += len(form) - 1
+                break
+        i += 1
+    return " ".join(dict.fromkeys(found))
 
 
 def abbreviations_used(query: str, abbreviations: dict[str, str]) -> list[str]:
