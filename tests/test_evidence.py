@@ -69,6 +69,10 @@ def test_question_descriptions() -> None:
     d = F.describe_question("How many patients received the drug?")
     assert d["wants_number"] and not d["yes_no"]
     assert F.describe_question("When was the drug approved?")["wants_time"]
+    # two opposite comparatives offered as the answers: a choice, not a yes/no question
+    assert not F.is_yes_no("Were serious adverse events more or less frequent with blinatumomab?")
+    assert not F.is_yes_no("Is survival higher or lower after transplant?")
+    assert F.is_yes_no("Is the dose more or less the same in both arms?")
 
 
 def _view(text: str, doc: str = "a.txt", sim: float = 0.5, rank: int = 1) -> F.CandidateView:

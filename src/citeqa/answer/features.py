@@ -42,12 +42,20 @@ _COMPARATIVE = re.compile(r"\b(more|less|fewer|better|worse|higher|lower|greater
                           r"shorter)\b", re.I)
 
 
+# Two opposite comparatives offered as the answers; "more or less the same" means "about" and is not one.
+_OPPOSITES = re.compile(r"\b(?:more or less|less or more|higher or lower|lower or higher|better or worse|"
+                        r"worse or better|greater or smaller|larger or smaller|longer or shorter|shorter or longer|"
+                        r"more or fewer|fewer or more|earlier or later)\b(?! (?:the same|equal|identical)\b)", re.I)
+
+
 def is_yes_no(question: str, follow_up: bool = False) -> bool:
     """Whether the question is answered by yes or no, from its grammar alone."""
     q = question.strip()
     last = re.split(r"[:;]|\.\s|--|\s[-–—]\s", q)[-1]
     if _CHOICE.search(last) and _COMPARATIVE.search(last) and not re.search(r"\bmore or less\b", last, re.I):
         return False  # "Did more patients stop A or B early?" asks to choose
+    if _OPPOSITES.search(last):
+        return False  # "Were serious events more or less frequent with A?" asks which
     if YES_NO_Q.search(q) or YES_NO_Q.search(last):
         return True
     # A bare titled question ("...: a benefit of alcohol with meals?") has no question word at all;
