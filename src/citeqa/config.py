@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     max_evidence: int = Field(3, ge=1, le=8, description="Most evidence sentences in an extractive answer.")
     refusal_threshold: float | None = Field(
         None, ge=0, le=1, description="Refuse when P(the sources answer) is below this; empty: the threshold "
-        "stored with the model (chosen on out-of-fold predictions for false refusals <= 8%).",
+        "stored with the model (chosen on out-of-fold predictions of the training corpora: false refusals <= 3%).",
     )
     evidence_ratio: float = Field(
         0.5, gt=0, le=1, description="Further evidence joins the lead when its probability is at least this "
