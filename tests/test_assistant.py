@@ -121,6 +121,30 @@ def test_table_answer_for_neutropenia(assistant: Assistant, files: dict[str, str
     assert any(c.quote == "Neutropenia\t101 (37.8)\t63 (57.8)" for c in ans.citations)
 
 
+@pytest.mark.parametrize("question", [
+    "How common was grade 3 or higher neutropenia with blinatumomab vs chemotherapy in TOWER?",
+    # answered from passages the retriever ranked below its top five
+    "What were the estimated 6-month survival rates on each TOWER arm?",
+    "Compare 2-year overall survival with blinatumomab in the COG AALL1331 relapse trial and in the infant study.",
+    "How long did remissions last with blinatumomab in TOWER compared with chemotherapy?",
+])
+def test_the_passages_shown_hold_what_the_answer_quotes(assistant: Assistant, question: str) -> None:
+    ans = assistant.ask(question)
+    assert not ans.refused and len(ans.passages) <= assistant.settings.top_k
+    # whole sentences and table rows; a group heading or the start of a sentence cut by a page break is context
+    quoted = [c for c in ans.citations if "\t" in c.quote or c.quote.rstrip().endswith((".", ")", "]"))]
+    assert quoted
+    for c in quoted:
+        assert any(p["doc"] == c.doc and p["start"] <= c.start < p["end"] for p in ans.passages), c
+
+
+def test_a_row_label_with_a_dash_is_not_put_under_the_group_above(assistant: Assistant) -> None:
+    # "Male sex — no. (%)" follows the "Age — yr" group (Mean; Range) but is a row of its own
+    ans = assistant.ask("What proportion of TOWER patients were male?")
+    assert ans.text.startswith("Male sex — no. (%): blinatumomab group 162 (59.8)"), ans.text
+    assert not any(c.quote.startswith("Age") for c in ans.citations)
+
+
 # --------------------------------------------------------------------------- bad and odd input
 
 

@@ -310,7 +310,8 @@ class Assistant:
                 continue  # the nearest passages are among those shown
             seen_units.add(s.cand.unit.id)
             n = draft.cite(s.cand.unit.doc, s.cand.unit, s.cand.sentence, s.score,
-                           comp.row_cells_text(s.cand.unit) if s.cand.is_row else s.cand.sentence.text)
+                           comp.row_cells_text(s.cand.unit, comp.group_row(self.index, s.cand.unit) is not None)
+                           if s.cand.is_row else s.cand.sentence.text)
             shown.append(n)
             if len(shown) == 3:
                 break
@@ -371,6 +372,16 @@ class Assistant:
                        mode=self.settings.answer_mode)
 
     # --- result -------------------------------------------------------------------------------------
+    def _shown(self, r: Retrieved, cited: Sequence[Citation]) -> list[Passage]:
+        """The passages shown: those the answer quotes first (an evidence item may come from the 12th
+        passage of the pool), then the retriever's top ones in their order."""
+        def quoted(p: Passage) -> bool:
+            return any(c.doc == p.unit.doc and p.unit.start <= c.start < p.unit.end for c in cited)
+
+        first = [p for p in r.pool if quoted(p)]
+        ids = {p.unit.id for p in first}
+        return [*first, *(p for p in r.passages if p.unit.id not in ids)][: self.settings.top_k]
+
     def _finish(self, out: Composed, t0: float) -> Answer:
         timings = dict(getattr(self._timings, "value", None) or {})
         timings["total"] = (time.perf_counter() - t0) * 1000
@@ -380,7 +391,7 @@ class Assistant:
             question=c.question,
             text=out.text,
             citations=list(out.citations),
-            passages=[p.to_dict() for p in j.retrieved.passages],
+            passages=[p.to_dict() for p in self._shown(j.retrieved, out.citations)],
             refused=j.refused,
             sentences=out.sentences,
             conflicts=out.conflicts,

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     )
 
     # --- retrieval
-    top_k: int = Field(5, ge=1, le=100, description="Passages returned by the retriever (and shown).")
+    top_k: int = Field(5, ge=1, le=100, description="Passages shown with an answer: those it quotes first, then "
+                       "the retriever's top ones.")
     evidence_pool: int = Field(
         16, ge=1, le=200, description="Passages whose sentences and rows are scored as evidence for the answer."
     )

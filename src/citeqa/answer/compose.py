@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from citeqa.answer import features as F
-from citeqa.answer.evidence import Candidate, Scored, row_label
+from citeqa.answer.evidence import Candidate, Scored, row_label, table_group
 from citeqa.index import Index
 from citeqa.ingest.structure import CAPTION
 from citeqa.textutil import index_terms, numbers, stem
@@ -36,11 +36,11 @@ class Draft:
         return n
 
 
-def row_cells_text(unit: Unit) -> str:
+def row_cells_text(unit: Unit, grouped: bool = True) -> str:
     """Clean text of exactly the row's span: label and values (what the citation quotes)."""
     label = unit.sentences[0].text.split(" — ")
     values = [v for _, v in unit.cells]
-    name = row_label(unit)
+    name = row_label(unit, grouped)
     return " ".join([name, *values]) if values else (label[-1] if label else unit.text)
 
 
@@ -53,7 +53,7 @@ def _lower(header: str) -> str:
     return " ".join(w if sum(c.isupper() for c in w) >= 2 else w.lower() for w in header.split())
 
 
-def render_row(unit: Unit) -> str:
+def render_row(unit: Unit, grouped: bool = True) -> str:
     """'Neutropenia: Blinatumomab Group 101 (37.8); Chemotherapy Group 63 (57.8)' from the row's cells."""
     groups: dict[str, list[str]] = {}
     for h, v in unit.cells:
@@ -62,27 +62,20 @@ def render_row(unit: Unit) -> str:
         key, val = (f"{parent} Group", f"{sub} {v}") if sep else (short, v)
         groups.setdefault(key, []).append(val)
     body = "; ".join(f"{_lower(k)} {', '.join(vs)}" for k, vs in groups.items())
-    return f"{row_label(unit)}: {body}" if body else row_label(unit)
+    label = row_label(unit, grouped)
+    return f"{label}: {body}" if body else label
 
 
 def group_row(index: Index, unit: Unit) -> tuple[Unit, Sentence] | None:
     """The sub-group header row a data row belongs to (e.g. 'ECOG performance status — no. (%)')."""
-    if unit.kind != "row":
-        return None
-    parts = unit.text.split(" — ")
-    if len(parts) < len(unit.cells) + 3:
-        return None
-    for other in index.units[max(0, unit.id - 15) : unit.id][::-1]:
-        if other.doc == unit.doc and other.kind == "row" and not other.cells and " | rows: " in other.text:
-            s = other.sentences[0]
-            return other, s
-    return None
+    other = table_group(index, unit)
+    return (other, other.sentences[0]) if other is not None else None
 
 
 def sentence_text(index: Index, s: Scored) -> str:
     c = s.cand
     if c.is_row:
-        return render_row(c.unit)
+        return render_row(c.unit, table_group(index, c.unit) is not None)
     return c.sentence.text
 
 
@@ -109,9 +102,9 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
                 g_label = g_sent.text.split(" | rows: ")[0].split(": ", 1)[-1]
                 markers.append(draft.cite(unit.doc, g_unit, g_sent, s.score, g_label))
                 prefix = f"{g_label} [{markers[-1]}] — "
-            n = draft.cite(unit.doc, unit, c.sentence, s.score, row_cells_text(unit))
+            n = draft.cite(unit.doc, unit, c.sentence, s.score, row_cells_text(unit, grp is not None))
             markers.append(n)
-            text = f"{prefix}{render_row(unit)} [{n}]."
+            text = f"{prefix}{render_row(unit, grp is not None)} [{n}]."
         else:
             # A sentence cut by a page break is shown whole: its fragments are joined and cited together.
             frags = [*_fragments_before(index, unit, c), (unit, c.sentence), *_fragments_after(index, unit, c)]

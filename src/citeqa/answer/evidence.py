@@ -93,12 +93,32 @@ def term_cache(index: Index) -> TermCache:
     return cache
 
 
-def row_label(unit: Unit) -> str:
+def table_group(index: Index, unit: Unit) -> Unit | None:
+    """The sub-group header row a data row belongs to ("Age — yr | rows: Mean; Range"): the nearest header
+    row above it, when it lists the row's label. "Male sex — no. (%)" also reads caption — two parts —
+    cells, but is a label of its own, and the "Age — yr" header above it does not list "no. (%)"."""
+    n = len(unit.cells)
+    parts = unit.text.split(" — ")
+    if unit.kind != "row" or not n or len(parts) < n + 3:
+        return None
+    label = parts[-(n + 1)].strip()
+    for other in index.units[max(0, unit.id - 15) : unit.id][::-1]:
+        if other.doc == unit.doc and other.kind == "row" and not other.cells and " | rows: " in other.text:
+            rows = {r.strip() for r in other.text.split(" | rows: ", 1)[1].split(";")}
+            return other if label in rows else None
+    return None
+
+
+def row_label(unit: Unit, grouped: bool = True) -> str:
     """A table row's own label ("Complete remission with partial hematologic recovery"): the part of its
-    linearised text before the cells, after the caption and any group headings."""
+    linearised text before the cells, after the caption and (``grouped``) its group heading."""
     parts = unit.text.split(" — ")
     n_cells = len(unit.cells)
-    return parts[-(n_cells + 1)] if n_cells and len(parts) > n_cells else parts[-1]
+    if not n_cells or len(parts) <= n_cells:
+        return parts[-1]
+    if grouped or len(parts) < n_cells + 3:
+        return parts[-(n_cells + 1)]
+    return " — ".join(parts[1 : len(parts) - n_cells])
 
 
 _BROKEN_WORD = re.compile(r"\b([A-Za-z]{2,})- (?!(?:and|or|nor|to|as|but)\b)([a-z]{2,})\b")
@@ -189,7 +209,8 @@ def views(index: Index, q: F.QuestionView, cands: Sequence[Candidate]) -> list[F
             passage_rank=c.passage_rank, passage_score=c.passage_score,
             sim=float(c.vector @ q.vector), unit_sim=float(index.unit_vector(u.id) @ q.vector), doc=u.doc,
             starts_lower=c.sentence.text[:1].islower(), seq=tuple(index_terms(c.text)),
-            label=terms_of(row_label(u), abbr, shorten=False) if c.is_row else frozenset(),
+            label=(terms_of(row_label(u, table_group(index, u) is not None), abbr, shorten=False) if c.is_row
+                   else frozenset()),
         ))
     return out
 
