@@ -129,6 +129,7 @@ def terms_of(text: str, abbr: dict[str, str], cache: TermCache | None = None, sh
     """Evidence terms: stems, hyphen parts, the long forms of abbreviations the text uses and (``shorten``)
     the abbreviations of long forms it spells out, so either way of writing a term meets the other. A
     question is not shortened: its abbreviations are expanded, which is enough to meet either spelling."""
+    cache = cache if shorten else None  # the cache holds the shortened terms of a text
     if cache is not None and (hit := cache.get(text)) is not None:
         return hit
     # A word broken at a line end in text copied from a PDF ("hemato- logic") is one word.
