@@ -31,7 +31,7 @@ def test_terms_join_hyphen_parts_and_expand_abbreviations() -> None:
 
 
 def test_a_spelled_out_long_form_meets_the_questions_abbreviation() -> None:
-    corpus = {"PSO": "particle swarm optimization"}
+    corpus = {"PSO": "particle swarm optimization", "CRi": "complete remission with incomplete hematologic recovery"}
     row = terms_of("Complete remission with incomplete hematologic recovery\t4\t1.5 (0.4-3.7)", corpus)
     question = terms_of("How many patients had CRi?", corpus, shorten=False)
     assert "cri" in row and "cri" in question

@@ -96,15 +96,11 @@ def _long_forms(abbreviations: dict[str, str]) -> _LongForms:
     hit = _LONG_FORMS.get(id(abbreviations))
     if hit is not None and hit[0] is abbreviations:
         return hit[1]
-    by_long: dict[tuple[str, ...], str] = {}
-    for table in (CLINICAL, abbreviations):  # the corpus's own definition wins
-        for short, long in table.items():
-            words = tuple(_WORD.findall(long.lower()))
-            if len(words) >= 2:
-                by_long[words] = short
     index: _LongForms = {}
-    for words, short in by_long.items():
-        index.setdefault((words[0], words[1]), []).append((words, short))
+    for short, long in abbreviations.items():
+        words = tuple(_WORD.findall(long.lower()))
+        if len(words) >= 2:
+            index.setdefault((words[0], words[1]), []).append((words, short))
     for forms in index.values():
         forms.sort(key=lambda f: -len(f[0]))  # the longest long form first ("complete remission with ...")
     if len(_LONG_FORMS) > 64:
@@ -114,8 +110,9 @@ def _long_forms(abbreviations: dict[str, str]) -> _LongForms:
 
 
 def contract(text: str, abbreviations: dict[str, str]) -> str:
-    """The abbreviations whose long forms ``text`` spells out: a question asking about "CRi" meets the table
-    row that writes "complete remission with incomplete hematologic recovery" (the reverse of :func:`expand`)."""
+    """The abbreviations the corpus defines whose long forms ``text`` spells out: a question asking about
+    "PSO" meets a sentence that writes "particle swarm optimization" (the reverse of :func:`expand`). Only
+    the corpus's own definitions: the built-in clinical table named one field's terms."""
     index = _long_forms(abbreviations)
     words = _WORD.findall(text.lower())
     found: list[str] = []
