@@ -313,9 +313,7 @@ def _defines_acronym(q: QuestionView, c: CandidateView) -> float:
 def _opening(q: QuestionView, c: CandidateView) -> float:
     """Share of the question's weight among the text's first eight terms: a sentence whose subject is what the
     question asks about ("The pestiviruses have …") tends to say what it is or does."""
-    head = set(c.seq[:8])
-    tot = sum(w for t, w in q.weights.items() if t in q.core) or 1.0
-    return sum(w for t, w in q.weights.items() if t in q.core and t in head) / tot
+    return _core_cov(q, frozenset(c.seq[:8]))
 
 
 def _label_named(q: QuestionView, c: CandidateView) -> float:
