@@ -145,6 +145,14 @@ def test_a_row_label_with_a_dash_is_not_put_under_the_group_above(assistant: Ass
     assert not any(c.quote.startswith("Age") for c in ans.citations)
 
 
+
+def test_a_grouped_row_reads_its_group_and_cites_the_row_alone(assistant: Assistant) -> None:
+    ans = assistant.ask("What was the mean age of patients in each arm of TOWER?")
+    assert ans.text.startswith("Age — yr — Mean: blinatumomab group 40.8 ± 17.1"), ans.text
+    first = ans.citations[0]
+    assert first.quote.startswith("Mean") and first.text.startswith("Age — yr — Mean"), first
+    assert "[1] —" not in ans.text  # the heading is read, not cited apart
+
 # --------------------------------------------------------------------------- bad and odd input
 
 

@@ -94,16 +94,14 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
         c = s.cand
         unit = c.unit
         if c.is_row:
-            markers = []
             grp = group_row(index, unit)
             prefix = ""
             if grp is not None:
-                g_unit, g_sent = grp
-                g_label = g_sent.text.split(" | rows: ")[0].split(": ", 1)[-1]
-                markers.append(draft.cite(unit.doc, g_unit, g_sent, s.score, g_label))
-                prefix = f"{g_label} [{markers[-1]}] — "
-            n = draft.cite(unit.doc, unit, c.sentence, s.score, row_cells_text(unit, grp is not None))
-            markers.append(n)
+                # The group heading ("Age — yr") names what the row's figures are, so the answer reads it;
+                # it is not cited apart: the row is the evidence, and its table shows the heading above it.
+                prefix = f"{grp[1].text.split(' | rows: ')[0].split(': ', 1)[-1]} — "
+            n = draft.cite(unit.doc, unit, c.sentence, s.score, prefix + row_cells_text(unit, grp is not None))
+            markers = [n]
             text = f"{prefix}{render_row(unit, grp is not None)} [{n}]."
         else:
             # A sentence cut by a page break is shown whole: its fragments are joined and cited together.
