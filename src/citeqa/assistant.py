@@ -372,15 +372,28 @@ class Assistant:
                        mode=self.settings.answer_mode)
 
     # --- result -------------------------------------------------------------------------------------
-    def _shown(self, r: Retrieved, cited: Sequence[Citation]) -> list[Passage]:
+    def _shown(self, j: Judged, cited: Sequence[Citation]) -> list[Passage]:
         """The passages shown: those the answer quotes first (an evidence item may come from the 12th
-        passage of the pool), then the retriever's top ones in their order."""
+        passage of the pool), then the pool fused from two orders by reciprocal rank: the retriever's and
+        that of each passage's most probable evidence. (Evidence order alone raised evidence recall@5 on
+        the papers and the dev set but lowered it on three other sets; the fusion raised it on four of
+        five, leave-one-corpus-out.)"""
+        r = j.retrieved
+
         def quoted(p: Passage) -> bool:
             return any(c.doc == p.unit.doc and p.unit.start <= c.start < p.unit.end for c in cited)
 
-        first = [p for p in r.pool if quoted(p)]
-        ids = {p.unit.id for p in first}
-        return [*first, *(p for p in r.passages if p.unit.id not in ids)][: self.settings.top_k]
+        ev_rank = {u: k for k, u in enumerate(dict.fromkeys(s.cand.unit.id for s in j.scored))}
+
+        def fused(k: int) -> float:  # 5: the usual count of passages shown, so a top-5 rank of either counts
+            return 1 / (5 + k) + 1 / (5 + ev_rank.get(r.pool[k].unit.id, len(r.pool)))
+
+        ranked = sorted(range(len(r.pool)), key=lambda k: -fused(k))
+        order = [p for p in r.pool if quoted(p)] + [r.pool[k] for k in ranked]
+        first: dict[str, Passage] = {}
+        for p in order:
+            first.setdefault(p.unit.id, p)
+        return list(first.values())[: self.settings.top_k]
 
     def _finish(self, out: Composed, t0: float) -> Answer:
         timings = dict(getattr(self._timings, "value", None) or {})
@@ -391,7 +404,7 @@ class Assistant:
             question=c.question,
             text=out.text,
             citations=list(out.citations),
-            passages=[p.to_dict() for p in self._shown(j.retrieved, out.citations)],
+            passages=[p.to_dict() for p in self._shown(j, out.citations)],
             refused=j.refused,
             sentences=out.sentences,
             conflicts=out.conflicts,
