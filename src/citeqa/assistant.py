@@ -390,7 +390,7 @@ class Assistant:
 
         ranked = sorted(range(len(r.pool)), key=lambda k: -fused(k))
         order = [p for p in r.pool if quoted(p)] + [r.pool[k] for k in ranked]
-        first: dict[str, Passage] = {}
+        first: dict[int, Passage] = {}
         for p in order:
             first.setdefault(p.unit.id, p)
         return list(first.values())[: self.settings.top_k]
