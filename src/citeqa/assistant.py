@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from citeqa.answer import about
 from citeqa.answer import compose as comp
 from citeqa.answer import evidence as ev
 from citeqa.answer import features as F
@@ -106,6 +107,8 @@ class Judged:
     refused: bool
     verdict: str = ""  # "yes" | "no" | "unclear" for yes/no questions
     p_yes: float = 0.5
+    about: tuple[str, ...] = ()  # documents whose metadata answers a question about them (title, authors…)
+    fields: tuple[str, ...] = ()  # the metadata fields it asks for
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ class Assistant:
         t0 = time.perf_counter()
         self._timings.value = {}
         out = self.chain.invoke({"question": question, "history": list(history)})
-        if self.settings.answer_mode != "extractive" and not out.judged.refused:
+        if self.settings.answer_mode != "extractive" and not out.judged.refused and not out.judged.about:
             out = self._with_llm(out)
         return self._finish(out, t0)
 
@@ -183,7 +186,7 @@ class Assistant:
         t0 = time.perf_counter()
         self._timings.value = {}
         out = self.chain.invoke({"question": question, "history": list(history)})
-        if self.settings.answer_mode != "extractive" and not out.judged.refused:
+        if self.settings.answer_mode != "extractive" and not out.judged.refused and not out.judged.about:
             parts: list[str] = []
             try:
                 for delta in self._llm_answerer().stream(*self._llm_inputs(out.judged)):
@@ -251,6 +254,12 @@ class Assistant:
             # The answer quotes what the verdict was read from (the conclusion) and nothing else: a
             # further item cited beside it overlapped the labelled evidence in 5% of pubmedqa-dev answers.
             picked = [scored[i] for i in used[:2]] or picked[:1]
+        fields = about.asked_fields(c.question)
+        docs = tuple(sorted(q.named)) or ((scored[0].cand.unit.doc,) if scored else ())
+        if fields and any(about.stated(self.index, d, fields) for d in docs):
+            # A question about a document (its title, authors, journal…) is answered from its metadata.
+            self._time("score", t)
+            return Judged(r, q, tuple(scored), tuple(picked), p_ans, False, about=docs, fields=fields)
         self._time("score", t)
         return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes)
 
@@ -269,6 +278,11 @@ class Assistant:
             text, cits, sents = self._refusal(j)
             self._time("compose", t)
             return Composed(j, text, tuple(cits), tuple(sents), (), notices)
+        if j.about:
+            meta = about.compose(self.index, j.about, j.fields, j.retrieved.condensed.question)
+            if meta is not None:
+                self._time("compose", t)
+                return Composed(j, meta[0], tuple(meta[1]), tuple(meta[2]), (), notices)
         # A verdict is read from one document's conclusion, so its evidence keeps its order.
         picked, corroborates = (list(j.picked), {}) if j.verdict else primary_first(self.index, j.picked, j.scored)
         found = comp.conflicts(self.index, picked, list(j.scored), frozenset(j.query.core))
