@@ -78,3 +78,32 @@ def test_authors_without_a_catalog(tmp_path: Path) -> None:
     # a question about the findings still goes to the evidence
     ans = assistant.ask("What did the authors report as the median overall survival with blinatumomab?")
     assert "7.7" in ans.text, ans.text
+
+
+@pytest.mark.parametrize(("text", "statement"), [
+    ("Results held. (Funded by Amgen; TOWER ClinicalTrials.gov number, NCT02013167.)", "Funded by Amgen"),
+    ("We thank the staff. Funding: This work was supported by the National Science Foundation (grant "
+     "CAREER-2142336 to P.M.F.), and the Swedish Research Council. The funders had no role.",
+     "This work was supported by the National Science Foundation (grant CAREER-2142336 to P.M.F.), and the "
+     "Swedish Research Council"),
+    # a page break inside the sentence, initials inside it
+    ("# Acknowledgements\n\nThis work was supported by the\n\nNational Institutes of Health (to S.N.F.) and "
+     "grants to Y.S. from the Foundation.\n\nMore.",
+     "This work was supported by the\n\nNational Institutes of Health (to S.N.F.) and grants to Y.S. from the "
+     "Foundation"),
+    ("This hypothesis is supported by the observation that repeats are enriched near binding sites.", None),
+])
+def test_funding_statement(text: str, statement: str | None) -> None:
+    from citeqa.answer.about import funding_statement
+
+    span = funding_statement(text)
+    assert (text[span[0]:span[1]] if span else None) == statement
+
+
+def test_funding_of_a_named_study(assistant: Any) -> None:
+    ans = assistant.ask("Who funded the TOWER trial?")
+    assert not ans.refused and "Amgen" in ans.text, ans.text
+    assert any(c.quote.endswith("by Amgen") for c in ans.citations)
+    _exact(ans, assistant.index)
+    # the infant study's news report states no funding: that is said, not a sentence naming the study
+    assert assistant.ask("Who funded the infant KMT2A study?").refused

@@ -260,6 +260,9 @@ class Assistant:
             # A question about a document (its title, authors, journal…) is answered from its metadata.
             self._time("score", t)
             return Judged(r, q, tuple(scored), tuple(picked), p_ans, False, about=docs, fields=fields)
+        # A named document that states none of the asked fields (no DOI, no funding statement) does not
+        # report them: a sentence that merely mentions the document is no answer.
+        refused = refused or bool(fields and q.named)
         self._time("score", t)
         return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes)
 

@@ -1,5 +1,5 @@
-"""Questions about a document rather than its findings: its title, authors, journal, publication date, DOI
-or trial registration. They are answered from the document's metadata (extracted from its own text at
+"""Questions about a document rather than its findings: its title, authors, journal, publication date, DOI,
+trial registration or funding. They are answered from the document's metadata (extracted from its own text at
 index time, or its catalog entry), each value cited where the document's text states it.
 
 The evidence model cannot learn these: a title or byline is front matter, which is never evidence for a
@@ -17,7 +17,7 @@ from citeqa.index import Index
 from citeqa.textutil import find_quote
 from citeqa.types import AnswerSentence, Citation, DocMeta
 
-FIELDS = ("title", "authors", "venue", "date", "doi", "trial_id")
+FIELDS = ("title", "authors", "venue", "date", "doi", "trial_id", "funding")
 
 _ASKS: dict[str, re.Pattern[str]] = {
     "title": re.compile(r"\b(title[sd]?|entitled)\b", re.I),
@@ -32,7 +32,18 @@ _ASKS: dict[str, re.Pattern[str]] = {
     "doi": re.compile(r"\bdoi\b", re.I),
     "trial_id": re.compile(r"\b(registration (?:number|id)|registry (?:number|id)|registered (?:as|under|with)|"
                            r"trial (?:registration|identifier|id|number)|clinicaltrials\.gov|NCT number)\b", re.I),
+    # Who paid for the work, not funding as a topic ("Is the h-index predictive of NIH funding success?").
+    "funding": re.compile(r"\b(who (?:funded|sponsored|paid for|financed|supported)|funders?|sources? of (?:funding|"
+                          r"support)|funding (?:sources?|bod(?:y|ies)|agenc(?:y|ies))|sponsors? of|(?:funded|sponsored|"
+                          r"financed) by (?:whom|what|which))\b", re.I),
 }
+# Where a paper states its funding: a "Funding" label or heading, else a sentence saying the work was funded
+# (not "supported by the data"), else a heading-led "Supported by …" / "(Funded by …" line.
+_FUNDING_LABEL = re.compile(r"(?:^\W*|(?<=\. ))(?:funding(?: information| statement| sources?)?|financial support|"
+                            r"grant support|role of the funding source)\s*(?::|\n)\s*", re.I | re.M)
+_FUNDED = re.compile(r"\b(?:this|the|our|research reported in this) (?:work|study|research|project|trial|analysis|"
+                     r"paper)\b[^.\n]{0,40}?\b(?:was|were|is|has been)\s+(?:\w+\s+)?(?:funded|supported|sponsored|"
+                     r"financed)\b|(?:^\W*|\()(?:funded|supported|sponsored) by\b", re.I | re.M)
 _FIRST_AUTHOR = re.compile(r"\b(first|lead|senior|last|corresponding) author\b", re.I)
 _MONTHS = ("January February March April May June July August September October November December").split()
 
@@ -90,6 +101,49 @@ def _authors_span(text: str, names: Sequence[str]) -> tuple[int, int] | None:
     return (first[0], first[0] + last[1]) if last is not None else first
 
 
+def _sentence_end(text: str, pos: int, limit: int = 400) -> int:
+    """The end of the sentence running from ``pos``: a full stop, semicolon or line end outside brackets."""
+    depth = 0
+    for i in range(pos, min(len(text), pos + limit)):
+        ch = text[i]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            if depth == 0:
+                return i
+            depth -= 1
+        elif depth == 0 and (ch == ";" or (text.startswith("\n\n", i) and not _mid_sentence(text, i)) or (
+                ch == "." and (i + 1 == len(text) or text[i + 1].isspace()) and not _initial(text, i))):
+            return i
+    return -1
+
+
+def _mid_sentence(text: str, i: int) -> bool:
+    """A paragraph break right after a word or comma is a page or column break inside a sentence (PDFs)."""
+    return i >= 1 and (text[i - 1].isalpha() or text[i - 1] in ",-")
+
+
+def _initial(text: str, i: int) -> bool:
+    """The full stop at ``i`` ends an initial ("Y.S.", "Susan G."), not a sentence."""
+    return i >= 1 and text[i - 1].isupper() and (i < 2 or not text[i - 2].isalpha())
+
+
+def funding_statement(text: str) -> tuple[int, int] | None:
+    """The span of the document's funding statement (its first sentence)."""
+    label = _FUNDING_LABEL.search(text)
+    if label is not None:
+        start = label.end()
+    else:
+        m = _FUNDED.search(text)
+        if m is None:
+            return None
+        start = m.start() + 1 if text[m.start()] == "(" else max(text.rfind(ch, 0, m.start()) for ch in ".(\n") + 1
+    while start < len(text) and (text[start].isspace() or text[start] in "#*"):
+        start += 1
+    end = _sentence_end(text, start)
+    return (start, end) if end > start else None
+
+
 def stated(index: Index, doc: str, fields: Sequence[str]) -> list[Stated]:
     """The asked fields this document's metadata has, each with its span in the text where found."""
     meta = index.meta(doc)
@@ -105,6 +159,10 @@ def stated(index: Index, doc: str, fields: Sequence[str]) -> list[Stated]:
             if value:
                 shown = readable_date(value)
                 out.append(Stated(f, shown, _span(text, shown, 20000)))
+        elif f == "funding":
+            span = funding_statement(text)
+            if span is not None:
+                out.append(Stated(f, " ".join(text[span[0]:span[1]].split()), span))
         elif f == "trial_id":
             if meta.trial_id:
                 ident = re.search(r"\b[A-Z]{2,}[\w-]*\d{4,}\b", meta.trial_id)
@@ -130,7 +188,8 @@ def _authors_text(value: str, question: str) -> str:
     return "; ".join(names) if len(names) <= 6 else f"{'; '.join(names[:6])} and {len(names) - 6} more"
 
 
-_LEADS = {"authors": "by", "venue": "published in", "date": "dated", "doi": "DOI", "trial_id": "registered as"}
+_LEADS = {"authors": "by", "venue": "published in", "date": "dated", "doi": "DOI", "trial_id": "registered as",
+          "funding": "funding:"}
 
 
 def compose(index: Index, docs: Sequence[str], fields: Sequence[str], question: str
