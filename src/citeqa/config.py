@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # --- retrieval
     top_k: int = Field(5, ge=1, le=100, description="Passages shown with an answer: those it quotes first, then "
-                       "the retriever's top ones.")
+                       "the retrieved pool in an order fused from the retriever's and the evidence model's.")
     evidence_pool: int = Field(
         16, ge=1, le=200, description="Passages whose sentences and rows are scored as evidence for the answer."
     )
