@@ -99,6 +99,31 @@ def test_key_value_header_block() -> None:
     assert ex.trial_id == "ISRCTN12345678 (HARBOR-2)"
 
 
+YAML_LIST = """---
+title: "Bispecific antibodies in relapsed leukemia: a review"
+author:
+  - Jane Doe
+  - name: John Roe
+date: 2021-05-04
+journal: Hematology Reviews
+---
+
+# Bispecific antibodies in relapsed leukemia: a review
+
+Relapsed acute lymphoblastic leukemia in adults has a poor prognosis, and median overall survival ranges
+from two to six months with salvage chemotherapy in most of the series that have been published so far.
+"""
+
+
+def test_yaml_front_matter_lists() -> None:
+    ex = extract_metadata(YAML_LIST)
+    assert ex.title == "Bispecific antibodies in relapsed leukemia: a review"
+    assert ex.authors == "Jane Doe; John Roe"
+    assert (ex.date, ex.venue) == ("2021-05-04", "Hematology Reviews")
+    inline = YAML_LIST.replace("author:\n  - Jane Doe\n  - name: John Roe", 'authors: [Jane Doe, "John Roe"]')
+    assert extract_metadata(inline).authors == "Jane Doe; John Roe"
+
+
 def test_label_line_gives_year_not_title() -> None:
     text = "Abstract record, ID 12345678 (1999)\n\nBACKGROUND: Something was studied. " + "More text. " * 30
     ex = extract_metadata(text)

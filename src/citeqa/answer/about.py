@@ -158,7 +158,7 @@ def stated(index: Index, doc: str, fields: Sequence[str]) -> list[Stated]:
             value = meta.date or meta.year
             if value:
                 shown = readable_date(value)
-                out.append(Stated(f, shown, _span(text, shown, 20000)))
+                out.append(Stated(f, shown, _span(text, shown, 20000) or _span(text, value, 20000)))
         elif f == "funding":
             span = funding_statement(text)
             if span is not None:

@@ -104,18 +104,39 @@ def _layout(text: str) -> _Layout:
         if in_refs or _REF_ENTRY.match(s):
             refs.add(i)
     headers = []
-    for i in head:
+    for k, i in enumerate(head):
         m = _HEADER.match(lines[i].text)
         if m:
             headers.append((m.group(1).strip().lower(), m.group(2).strip()))
+        elif (m := _LIST_KEY.match(lines[i].text)) and m.group(1).strip().lower() in _HEADER_KEYS:
+            # YAML front matter lists a key's values on the lines below it ("author:" / "  - Jane Doe").
+            items = []
+            for j in head[k + 1:]:
+                item = _LIST_ITEM.match(lines[j].text)
+                if item is None:
+                    break
+                items.append(_unquote(item.group(1).strip()))
+            if items:
+                headers.append((m.group(1).strip().lower(), "; ".join(items)))
     return _Layout(lines, furniture, tuple(head), frozenset(refs), tuple(headers))
+
+
+_LIST_KEY = re.compile(r"^\s*([A-Za-z][A-Za-z ()/-]{0,28}?)\s*:\s*$")
+_LIST_ITEM = re.compile(r"^\s*-\s+(?:name\s*:\s*)?(\S.*)$")
+
+
+def _unquote(v: str) -> str:
+    return v[1:-1].strip() if len(v) > 1 and v[0] in "\"'“" and v[-1] in "\"'”" else v
 
 
 def _header(lay: _Layout, *keys: str) -> str:
     for k, v in lay.headers:
         if k in keys:
-            # YAML front matter quotes its values: title: "A review of …"
-            return v[1:-1].strip() if len(v) > 1 and v[0] in "\"'“" and v[-1] in "\"'”" else v
+            # YAML front matter quotes its values (title: "A review of …") and may list them inline
+            # (author: [Jane Doe, John Roe]).
+            if len(v) > 1 and v[0] == "[" and v[-1] == "]":
+                return "; ".join(_unquote(p.strip()) for p in v[1:-1].split(",") if p.strip())
+            return _unquote(v)
     return ""
 
 
