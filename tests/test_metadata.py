@@ -18,6 +18,7 @@ from citeqa.ingest.metadata import (
     find_doi,
     find_trial_ids,
     merge_meta,
+    parse_date,
 )
 from citeqa.types import DocMeta
 from conftest import SEED_FILES, SEEDS_DIR, HashEmbedder, read_loader_text
@@ -122,6 +123,14 @@ def test_yaml_front_matter_lists() -> None:
     assert (ex.date, ex.venue) == ("2021-05-04", "Hematology Reviews")
     inline = YAML_LIST.replace("author:\n  - Jane Doe\n  - name: John Roe", 'authors: [Jane Doe, "John Roe"]')
     assert extract_metadata(inline).authors == "Jane Doe; John Roe"
+
+
+@pytest.mark.parametrize(("text", "iso"), [
+    ("2024-03-14T08:00:00Z", "2024-03-14"),  # an HTML meta tag's timestamp
+    ("2024-03-14", "2024-03-14"), ("2019-12", "2019-12"), ("BOSTON, March 14, 2024 (GLOBE NEWSWIRE)", "2024-03-14"),
+])
+def test_parse_date(text: str, iso: str) -> None:
+    assert parse_date(text) == iso
 
 
 def test_label_line_gives_year_not_title() -> None:

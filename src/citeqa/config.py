@@ -186,6 +186,7 @@ def _digest(key: SecretStr) -> str:
 
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
+# 16: an ISO date with a time after it ("2024-03-14T08:00:00Z") keeps its day;
 # 15: YAML front matter lists (author:, then "- name" lines, or [a, b]) are read as the field's values;
 # 14: table notes open with a mark or a generic note word (two words from one journal's notes removed);
 # 13: an <svg>'s <title> is not the page's title;
@@ -200,4 +201,4 @@ def _digest(key: SecretStr) -> str:
 # text that starts with a figure reference ("Figure 2C), is …") no longer starts a caption;
 # 8: PDF tables set in a smaller font are cut from the text below them, and a table the layout split at a
 # row gap is read whole; 7: PDF column headings given one per line; 6: storage format 2.
-INGEST_VERSION = 15
+INGEST_VERSION = 16

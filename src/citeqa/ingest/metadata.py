@@ -250,7 +250,8 @@ def find_citation(lay: _Layout) -> re.Match[str] | None:
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTH = r"(?P<mon>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?)"
 _DATES = (
-    re.compile(r"\b(?P<y>(?:19|20)\d{2})-(?P<m>0[1-9]|1[0-2])(?:-(?P<d>[0-3]\d))?\b"),
+    # ISO, also with a time after it ("2024-03-14T08:00:00Z", as HTML meta tags write it)
+    re.compile(r"\b(?P<y>(?:19|20)\d{2})-(?P<m>0[1-9]|1[0-2])(?:-(?P<d>[0-3]\d)(?!\d))?(?![\d-])"),
     re.compile(_MONTH + r"\s+(?P<d>[0-3]?\d),?\s+(?P<y>(?:19|20)\d{2})\b"),
     re.compile(r"\b(?P<d>[0-3]?\d)\s+" + _MONTH + r",?\s+(?P<y>(?:19|20)\d{2})\b"),
     re.compile(_MONTH + r",?\s+(?P<y>(?:19|20)\d{2})\b"),
