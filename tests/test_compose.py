@@ -138,3 +138,38 @@ def test_figures_about_different_subjects_are_no_disagreement() -> None:
 ])
 def test_a_structured_abstracts_label_is_not_read_out(sentence: str, shown: str) -> None:
     assert _unlabelled(sentence) == shown
+
+
+COVIDQA_DOCS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "external-dev" / "covidqa-dev" / "docs"
+
+
+@pytest.mark.skipif(not (COVIDQA_DOCS / "covidqa_1664.txt").exists(), reason="covidqa-dev pack not present")
+def test_a_sentence_opening_on_a_pronoun_is_read_with_the_one_it_points_back_to(tmp_path: Path) -> None:
+    """"They promote viral clearance …" answers nothing alone; composed with the sentence before it the
+    answer holds what "they" are (alveolar macrophages), one exact passage cited once."""
+    from citeqa.answer.compose import compose
+    from citeqa.answer.evidence import Scored
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "covidqa_1664.txt").write_bytes((COVIDQA_DOCS / "covidqa_1664.txt").read_bytes())
+    settings = Settings(index_dir=tmp_path / "idx", seeds_dir=docs)
+    index: Any = Index.build([docs], settings)
+    unit, pos = next((u, k) for u in index.units for k, s in enumerate(u.sentences)
+                     if s.text.startswith("They promote viral clearance"))
+    cand = Candidate(unit, unit.sentences[pos], pos, 1, 1.0, np.zeros(384, dtype=np.float32))
+    text, cits, _ = compose(index, [Scored(cand, 0.9, 0.5, frozenset(), False)])
+    assert text.startswith("Epithelial cells are the first responders") and "They promote" in text, text
+    assert len(cits) == 1 and cits[0].quote == index.quote(cits[0].doc, cits[0].start, cits[0].end)
+    assert "alveolar macrophages. They promote" in " ".join(cits[0].quote.split())
+
+
+def test_pronoun_openings() -> None:
+    from citeqa.answer.compose import _POINTS_BACK
+
+    for text in ("They promote viral clearance.", "Importantly, they have been used.", "In addition, these cells",
+                 "It is considered safe."):
+        assert _POINTS_BACK.match(text), text
+    for text in ("It is known that viruses spread.", "The virus spreads.", "Itraconazole is an antifungal.",
+                 "Therefore, the trial stopped."):
+        assert not _POINTS_BACK.match(text), text

@@ -106,6 +106,13 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
         else:
             # A sentence cut by a page break is shown whole: its fragments are joined and cited together.
             frags = [*_fragments_before(index, unit, c), (unit, c.sentence), *_fragments_after(index, unit, c)]
+            # A sentence that opens on a pronoun ("They promote viral clearance …") is read with the sentence
+            # it points back to, one passage cited as one: the answer is often what the pronoun stands for.
+            ante = _antecedent(unit, c)
+            if ante is not None and not any(p.cand.unit.id == unit.id and p.cand.position == c.position - 1
+                                            for p in picked):
+                both = Sentence(ante.start, c.sentence.end, f"{ante.text.strip()} {c.sentence.text.strip()}")
+                frags = [(unit, both), *frags[1:]]
             markers = [draft.cite(unit.doc, u, sent, s.score, sent.text) for u, sent in frags]
             body = ""
             for k, (u, sent) in enumerate(frags):
@@ -119,6 +126,23 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
             text = f"Also reported: {text}"
         parts.append(AnswerSentence(text=text, citations=tuple(markers)))
     return " ".join(p.text for p in parts), draft.citations, parts
+
+
+# Pronouns and determiners that open a sentence by pointing back at the one before ("They", "These cells",
+# "Its function"); closed-class English words, not any corpus's vocabulary.
+# An opening adverbial may come first ("Importantly, they …", "In addition, these …").
+_POINTS_BACK = re.compile(r"^\W*(?:[A-Z]\w*(?: \w+)?,\s+)?(?i:they|them|their|these|those|this|it|its|such|both|he|"
+                          r"she|his|her)\b(?! (?:is|was) (?:\w+ )?(?:that|to|possible|likely|unclear|known|important|"
+                          r"notable|worth)\b)")
+
+
+def _antecedent(unit: Unit, c: Candidate) -> Sentence | None:
+    """The sentence before ``c`` in its chunk when ``c`` opens on a word that points back to it."""
+    if c.position == 0 or not _POINTS_BACK.match(c.sentence.text):
+        return None
+    prev = unit.sentences[c.position - 1]
+    # not the start of ``c`` cut by a page break (that is joined, not prepended), nor a heading scrap
+    return None if prev.continues or _split_after(prev, c.sentence) or len(prev.text.split()) < 4 else prev
 
 
 def _unlabelled(text: str) -> str:
