@@ -162,6 +162,11 @@ def test_a_sentence_opening_on_a_pronoun_is_read_with_the_one_it_points_back_to(
     assert text.startswith("Epithelial cells are the first responders") and "They promote" in text, text
     assert len(cits) == 1 and cits[0].quote == index.quote(cits[0].doc, cits[0].start, cits[0].end)
     assert "alveolar macrophages. They promote" in " ".join(cits[0].quote.split())
+    # the other way round: the sentence the pronoun stands for is read with the one that goes on about it
+    lead = unit.sentences[pos - 1]
+    cand = Candidate(unit, lead, pos - 1, 1, 1.0, np.zeros(384, dtype=np.float32))
+    text2, cits2, _ = compose(index, [Scored(cand, 0.9, 0.5, frozenset(), False)])
+    assert (text2, [(c.start, c.end) for c in cits2]) == (text, [(c.start, c.end) for c in cits])
 
 
 def test_pronoun_openings() -> None:

@@ -113,6 +113,13 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
                                             for p in picked):
                 both = Sentence(ante.start, c.sentence.end, f"{ante.text.strip()} {c.sentence.text.strip()}")
                 frags = [(unit, both), *frags[1:]]
+            # ... and a sentence is read with the next one when that one opens on a pronoun standing for it
+            # ("LAB is a more attractive delivery system … It is considered safe …": the reason follows).
+            last_u, last = frags[-1]
+            nxt = _follower(last_u, last)
+            if nxt is not None and not any(p.cand.unit.id == last_u.id and p.cand.sentence.start == nxt.start
+                                           for p in picked):
+                frags[-1] = (last_u, Sentence(last.start, nxt.end, f"{last.text.strip()} {nxt.text.strip()}"))
             markers = [draft.cite(unit.doc, u, sent, s.score, sent.text) for u, sent in frags]
             body = ""
             for k, (u, sent) in enumerate(frags):
@@ -143,6 +150,12 @@ def _antecedent(unit: Unit, c: Candidate) -> Sentence | None:
     prev = unit.sentences[c.position - 1]
     # not the start of ``c`` cut by a page break (that is joined, not prepended), nor a heading scrap
     return None if prev.continues or _split_after(prev, c.sentence) or len(prev.text.split()) < 4 else prev
+
+
+def _follower(unit: Unit, sent: Sentence) -> Sentence | None:
+    """The sentence after ``sent`` in its chunk when it opens on a word that points back to ``sent``."""
+    nxt = next((x for x in unit.sentences if x.start >= sent.end), None)
+    return nxt if nxt is not None and _POINTS_BACK.match(nxt.text) and not nxt.text[:1].islower() else None
 
 
 def _unlabelled(text: str) -> str:
