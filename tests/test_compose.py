@@ -178,3 +178,22 @@ def test_pronoun_openings() -> None:
     for text in ("It is known that viruses spread.", "The virus spreads.", "Itraconazole is an antifungal.",
                  "Therefore, the trial stopped."):
         assert not _POINTS_BACK.match(text), text
+
+
+def test_a_rated_neighbour_is_quoted_in_the_same_passage(seed_index: tuple[Index, Settings]) -> None:
+    """A finding stated, then its figures in the next sentence: when the evidence model rates the next one at
+    least ``neighbour_ratio`` of the quoted one, both are quoted as one passage with one citation."""
+    from citeqa.answer.compose import compose
+    from citeqa.answer.evidence import Scored
+
+    index, _ = seed_index
+    unit, pos = next((u, k) for u in index.units for k, s in enumerate(u.sentences)
+                     if s.text.startswith("At a median follow-up of 1.4 years"))
+    lead, after = unit.sentences[pos], unit.sentences[pos + 1]
+    assert after.text.startswith("The estimated 2-year DFS rate was 59.3%")
+    scored = Scored(Candidate(unit, lead, pos, 1, 1.0, np.zeros(384, dtype=np.float32)), 0.5, 0.5, frozenset(), False)
+    text, cits, _ = compose(index, [scored], near={(unit.id, after.start): 0.2}, near_ratio=0.3)
+    assert "59.3%" in text and len(cits) == 1 and (cits[0].start, cits[0].end) == (lead.start, after.end)
+    assert cits[0].quote == index.quote(cits[0].doc, lead.start, after.end)
+    text, cits, _ = compose(index, [scored], near={(unit.id, after.start): 0.1}, near_ratio=0.3)
+    assert "59.3%" not in text and (cits[0].start, cits[0].end) == (lead.start, lead.end)

@@ -293,7 +293,8 @@ class Assistant:
             for s in (a, b):
                 if s not in picked:
                     picked.append(s)
-        text, cits, sents = comp.compose(self.index, picked, corroborates)
+        near = {(x.cand.unit.id, x.cand.sentence.start): x.score for x in j.scored}
+        text, cits, sents = comp.compose(self.index, picked, corroborates, near, self.settings.neighbour_ratio)
         notes = []
         def cited(s: ev.Scored) -> int | None:
             # The citation that holds the sentence: composition may have joined it to the one before

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         None, ge=0, le=1, description="Refuse when P(the sources answer) is below this; empty: the threshold "
         "stored with the model (chosen on out-of-fold predictions of the training corpora: false refusals <= 3%).",
     )
+    neighbour_ratio: float = Field(
+        0.3, ge=0, le=1, description="A sentence next to a quoted one is quoted with it (same passage, one "
+        "citation) when its evidence probability is at least this share of the quoted one's; 0 turns it off.",
+    )
     evidence_ratio: float = Field(
         0.5, gt=0, le=1, description="Further evidence joins the lead when its probability is at least this "
         "share of the lead's.",

@@ -79,11 +79,15 @@ def sentence_text(index: Index, s: Scored) -> str:
     return c.sentence.text
 
 
-def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[str, int, int], Scored] | None = None
+def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[str, int, int], Scored] | None = None,
+            near: Mapping[tuple[int, int], float] | None = None, near_ratio: float = 0.0
             ) -> tuple[str, list[Citation], list[AnswerSentence]]:
     """The answer text: each picked item in order with its markers; an item that corroborates an
-    earlier primary report (``corroborates``) is introduced as such."""
+    earlier primary report (``corroborates``) is introduced as such. ``near`` maps (unit id, sentence start)
+    to the evidence probability of the pool's other sentences: one next to a quoted sentence with at least
+    ``near_ratio`` of its probability is quoted with it, in the same passage and citation."""
     corroborates = corroborates or {}
+    near = near or {}
     draft = Draft(index, [])
     parts: list[AnswerSentence] = []
     # A sentence starting in lower case whose beginning cannot be found (cut at a table, or a split
@@ -115,8 +119,20 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
                 frags = [(unit, both), *frags[1:]]
             # ... and a sentence is read with the next one when that one opens on a pronoun standing for it
             # ("LAB is a more attractive delivery system … It is considered safe …": the reason follows).
+            # ... and with a sentence next to it that the evidence model also rates (a finding stated, then its
+            # figures; a claim, then its reason): context a reader needs, in the same passage and citation.
+            floor = near_ratio * s.score if near_ratio > 0 else float("inf")
+            if ante is None and c.position > 0 and frags[0][1] is c.sentence:
+                prev = unit.sentences[c.position - 1]
+                if _rated(near, picked, unit, prev, floor) and not prev.continues:
+                    joined = f"{prev.text.strip()} {c.sentence.text.strip()}"
+                    frags[0] = (unit, Sentence(prev.start, c.sentence.end, joined))
             last_u, last = frags[-1]
             nxt = _follower(last_u, last)
+            if nxt is None:
+                after = next((x for x in last_u.sentences if x.start >= last.end), None)
+                if after is not None and _rated(near, picked, last_u, after, floor) and not after.text[:1].islower():
+                    nxt = after
             if nxt is not None and not any(p.cand.unit.id == last_u.id and p.cand.sentence.start == nxt.start
                                            for p in picked):
                 frags[-1] = (last_u, Sentence(last.start, nxt.end, f"{last.text.strip()} {nxt.text.strip()}"))
@@ -150,6 +166,13 @@ def _antecedent(unit: Unit, c: Candidate) -> Sentence | None:
     prev = unit.sentences[c.position - 1]
     # not the start of ``c`` cut by a page break (that is joined, not prepended), nor a heading scrap
     return None if prev.continues or _split_after(prev, c.sentence) or len(prev.text.split()) < 4 else prev
+
+
+def _rated(near: Mapping[tuple[int, int], float], picked: Sequence[Scored], unit: Unit, sent: Sentence,
+           floor: float) -> bool:
+    """``sent`` is rated at least ``floor`` by the evidence model and not quoted on its own already."""
+    return near.get((unit.id, sent.start), 0.0) >= floor and not any(
+        p.cand.unit.id == unit.id and p.cand.sentence.start == sent.start for p in picked)
 
 
 def _follower(unit: Unit, sent: Sentence) -> Sentence | None:
