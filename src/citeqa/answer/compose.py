@@ -122,17 +122,16 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
             # ... and with a sentence next to it that the evidence model also rates (a finding stated, then its
             # figures; a claim, then its reason): context a reader needs, in the same passage and citation.
             floor = near_ratio * s.score if near_ratio > 0 else float("inf")
-            if ante is None and c.position > 0 and frags[0][1] is c.sentence:
-                prev = unit.sentences[c.position - 1]
-                if _rated(near, picked, unit, prev, floor) and not prev.continues:
-                    joined = f"{prev.text.strip()} {c.sentence.text.strip()}"
-                    frags[0] = (unit, Sentence(prev.start, c.sentence.end, joined))
+            before = _beside(index, unit, c.sentence, -1) if ante is None and frags[0][1] is c.sentence else None
+            if before is not None and _rated(near, picked, *before, floor) and not before[1].continues:
+                joined = f"{before[1].text.strip()} {c.sentence.text.strip()}"
+                frags[0] = (unit, Sentence(before[1].start, c.sentence.end, joined))
             last_u, last = frags[-1]
             nxt = _follower(last_u, last)
             if nxt is None:
-                after = next((x for x in last_u.sentences if x.start >= last.end), None)
-                if after is not None and _rated(near, picked, last_u, after, floor) and not after.text[:1].islower():
-                    nxt = after
+                after = _beside(index, last_u, last, +1)
+                if after is not None and _rated(near, picked, *after, floor) and not after[1].text[:1].islower():
+                    nxt = after[1]
             if nxt is not None and not any(p.cand.unit.id == last_u.id and p.cand.sentence.start == nxt.start
                                            for p in picked):
                 frags[-1] = (last_u, Sentence(last.start, nxt.end, f"{last.text.strip()} {nxt.text.strip()}"))
@@ -173,6 +172,23 @@ def _rated(near: Mapping[tuple[int, int], float], picked: Sequence[Scored], unit
     """``sent`` is rated at least ``floor`` by the evidence model and not quoted on its own already."""
     return near.get((unit.id, sent.start), 0.0) >= floor and not any(
         p.cand.unit.id == unit.id and p.cand.sentence.start == sent.start for p in picked)
+
+
+def _beside(index: Index, unit: Unit, sent: Sentence, step: int) -> tuple[Unit, Sentence] | None:
+    """The sentence right before (step -1) or after (+1) ``sent`` in running text: in its chunk, or across
+    the chunk boundary when only whitespace lies between (PDF chunks hold a sentence or two)."""
+    inside = [x for x in unit.sentences if (x.end <= sent.start if step < 0 else x.start >= sent.end)]
+    if inside:
+        return unit, (inside[-1] if step < 0 else inside[0])
+    k = unit.id + step
+    if not 0 <= k < len(index.units):
+        return None
+    other = index.units[k]
+    if other.doc != unit.doc or other.kind == "row" or other.section != unit.section or not other.sentences:
+        return None
+    near = other.sentences[-1] if step < 0 else other.sentences[0]
+    lo, hi = (near.end, sent.start) if step < 0 else (sent.end, near.start)
+    return (other, near) if lo <= hi and not index.quote(unit.doc, lo, hi).strip() else None
 
 
 def _follower(unit: Unit, sent: Sentence) -> Sentence | None:
