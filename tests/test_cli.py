@@ -53,7 +53,7 @@ def _check_answer_record(rec: dict, files: dict[str, str]) -> None:
         assert p["doc"] in SEED_NAMES and p["quote"] == files[p["doc"]][p["start"] : p["end"]]
     # Rank order: the passages the answer quotes first, then the pool fused from the retriever's and the
     # evidence model's orders (each passage keeps its retrieval score, so scores need not be sorted).
-    quoted = [any(c["doc"] == p["doc"] and p["start"] <= c["start"] < p["end"] for c in rec["citations"])
+    quoted = [any(c["doc"] == p["doc"] and c["start"] < p["end"] and p["start"] < c["end"] for c in rec["citations"])
               for p in rec["passages"]]
     assert quoted == sorted(quoted, reverse=True), quoted
     assert all(isinstance(p["score"], float) for p in rec["passages"])

@@ -398,8 +398,8 @@ class Assistant:
         five, leave-one-corpus-out.)"""
         r = j.retrieved
 
-        def quoted(p: Passage) -> bool:
-            return any(c.doc == p.unit.doc and p.unit.start <= c.start < p.unit.end for c in cited)
+        def quoted(p: Passage) -> bool:  # a citation may span two chunks (a sentence and its neighbour)
+            return any(c.doc == p.unit.doc and c.start < p.unit.end and p.unit.start < c.end for c in cited)
 
         ev_rank = {u: k for k, u in enumerate(dict.fromkeys(s.cand.unit.id for s in j.scored))}
 
