@@ -12,13 +12,13 @@ from citeqa.config import Settings
 from citeqa.index import Index
 from citeqa.ingest import load_catalog, parse_text
 from citeqa.ingest.bylines import is_affiliation, is_name_list
+from citeqa.ingest.dates import parse_date
 from citeqa.ingest.metadata import (
     extract_metadata,
     find_acronyms,
     find_doi,
     find_trial_ids,
     merge_meta,
-    parse_date,
 )
 from citeqa.types import DocMeta
 from conftest import SEED_FILES, SEEDS_DIR, HashEmbedder, read_loader_text

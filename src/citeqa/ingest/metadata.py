@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from citeqa.abbrev import CLINICAL, find_abbreviations
 from citeqa.ingest.bylines import DEGREE, is_author_line, name_parts
+from citeqa.ingest.dates import DATES, dateline, parse_date
 from citeqa.ingest.structure import MAJOR, Line, detect_furniture, split_lines
 from citeqa.types import DocMeta
 
@@ -247,41 +248,6 @@ def find_citation(lay: _Layout) -> re.Match[str] | None:
     return None
 
 
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MONTH = r"(?P<mon>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?)"
-_DATES = (
-    # ISO, also with a time after it ("2024-03-14T08:00:00Z", as HTML meta tags write it)
-    re.compile(r"\b(?P<y>(?:19|20)\d{2})-(?P<m>0[1-9]|1[0-2])(?:-(?P<d>[0-3]\d)(?!\d))?(?![\d-])"),
-    re.compile(_MONTH + r"\s+(?P<d>[0-3]?\d),?\s+(?P<y>(?:19|20)\d{2})\b"),
-    re.compile(r"\b(?P<d>[0-3]?\d)\s+" + _MONTH + r",?\s+(?P<y>(?:19|20)\d{2})\b"),
-    re.compile(_MONTH + r",?\s+(?P<y>(?:19|20)\d{2})\b"),
-)
-
-
-def parse_date(s: str) -> str:
-    """ISO date ("2017-03-02", "2017-03" or "2017") from the first date written in ``s``."""
-    for rx in _DATES:
-        m = rx.search(s)
-        if not m:
-            continue
-        g = m.groupdict()
-        month = g.get("m") or (f"{_MONTHS.index(g['mon'][:3].lower()) + 1:02d}" if g.get("mon") else "")
-        day = f"{int(g['d']):02d}" if g.get("d") else ""
-        return "-".join(p for p in (g["y"], month, day) if p)
-    m = re.search(r"\b(?:19|20)\d{2}\b", s)
-    return m.group(0) if m else ""
-
-
-# A news or press-release dateline opening the first paragraph: "CAMBRIDGE, Mass., March 3, 2025 /PRNewswire/ --".
-_DATELINE = re.compile(r"^[A-Z][\w .,'’-]{1,60}?,\s+([A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}|\d{1,2} [A-Z][a-z]{2,8} \d{4})"
-                       r"\s*(?:/[^/\n]{1,40}/)?\s*(?:--|—|–)")
-
-
-def _dateline(s: str) -> str:
-    m = _DATELINE.match(s)
-    return parse_date(m.group(1)) if m and any(rx.search(m.group(1)) for rx in _DATES) else ""
-
-
 def find_date(lay: _Layout) -> str:
     """A date header, a date written in the front matter, a "(2017)" ending a label line, or the year
     of a copyright notice outside the reference list."""
@@ -291,17 +257,17 @@ def find_date(lay: _Layout) -> str:
         s = lay.lines[i].stripped
         if _is_header_line(s) and not _header(lay, "date"):
             continue
-        for rx in _DATES:
+        for rx in DATES:
             if rx.search(s) and len(s.split()) <= 12:  # a dateline, not a sentence mentioning a date
                 return parse_date(s)
         if m := re.search(r"\(((?:19|20)\d{2})\)\s*$", s):
             return m.group(1)
-        if d := _dateline(s):
+        if d := dateline(s):
             return d
 
     # The first paragraph of the body may open with a dateline.
     after_head = (ln.stripped for ln in lay.lines[(lay.head[-1] + 1 if lay.head else 0):] if ln.stripped)
-    if d := _dateline(next(after_head, "")):
+    if d := dateline(next(after_head, "")):
         return d
     for i, ln in enumerate(lay.lines):
         if i not in lay.references and (m := re.search(r"(?:©|\bcopyright\b)\s*(?:\(c\)\s*)?((?:19|20)\d{2})\b",
