@@ -94,9 +94,13 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
     # error) is never quoted as an answer sentence, unless nothing else is left.
     whole = [s for s in picked if s.cand.is_row or not s.cand.sentence.text[:1].islower()
              or _fragments_before(index, s.cand.unit, s.cand)]
+    absorbed: set[tuple[str, int, int]] = set()  # picked items quoted inside an earlier item's passage
     for s in whole or picked:
         c = s.cand
         unit = c.unit
+        if c.key in absorbed:
+            continue
+        absorbed.add(c.key)
         if c.is_row:
             grp = group_row(index, unit)
             prefix = ""
@@ -117,24 +121,35 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
                                             for p in picked):
                 both = Sentence(ante.start, c.sentence.end, f"{ante.text.strip()} {c.sentence.text.strip()}")
                 frags = [(unit, both), *frags[1:]]
-            # ... and a sentence is read with the next one when that one opens on a pronoun standing for it
-            # ("LAB is a more attractive delivery system … It is considered safe …": the reason follows).
             # ... and with a sentence next to it that the evidence model also rates (a finding stated, then its
-            # figures; a claim, then its reason): context a reader needs, in the same passage and citation.
+            # figures; a claim, then its reason), or that is itself a picked item not yet quoted: context a
+            # reader needs, in the same passage and citation.
             floor = near_ratio * s.score if near_ratio > 0 else float("inf")
+            pending = {p.cand.key for p in picked} - absorbed
+
+            def joins(u: Unit, sent: Sentence, pending: set[tuple[str, int, int]] = pending,
+                      floor: float = floor) -> bool:
+                key = (u.doc, sent.start, sent.end)
+                return key in pending or (key not in absorbed and _rated(near, picked, u, sent, floor))
+
             before = _beside(index, unit, c.sentence, -1) if ante is None and frags[0][1] is c.sentence else None
-            if before is not None and _rated(near, picked, *before, floor) and not before[1].continues:
+            if before is not None and joins(*before) and not before[1].continues:
                 joined = f"{before[1].text.strip()} {c.sentence.text.strip()}"
                 frags[0] = (unit, Sentence(before[1].start, c.sentence.end, joined))
+                absorbed.add((unit.doc, before[1].start, before[1].end))
+            # ... and with the next one when that one opens on a pronoun standing for it ("LAB is a more
+            # attractive delivery system … It is considered safe …": the reason follows).
             last_u, last = frags[-1]
             nxt = _follower(last_u, last)
+            if nxt is not None and (last_u.doc, nxt.start, nxt.end) in absorbed:
+                nxt = None
             if nxt is None:
                 after = _beside(index, last_u, last, +1)
-                if after is not None and _rated(near, picked, *after, floor) and not after[1].text[:1].islower():
+                if after is not None and joins(*after) and not after[1].text[:1].islower():
                     nxt = after[1]
-            if nxt is not None and not any(p.cand.unit.id == last_u.id and p.cand.sentence.start == nxt.start
-                                           for p in picked):
+            if nxt is not None:
                 frags[-1] = (last_u, Sentence(last.start, nxt.end, f"{last.text.strip()} {nxt.text.strip()}"))
+                absorbed.add((last_u.doc, nxt.start, nxt.end))
             markers = [draft.cite(unit.doc, u, sent, s.score, sent.text) for u, sent in frags]
             body = ""
             for k, (u, sent) in enumerate(frags):
