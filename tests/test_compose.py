@@ -197,3 +197,19 @@ def test_a_rated_neighbour_is_quoted_in_the_same_passage(seed_index: tuple[Index
     assert cits[0].quote == index.quote(cits[0].doc, lead.start, after.end)
     text, cits, _ = compose(index, [scored], near={(unit.id, after.start): 0.1}, near_ratio=0.3)
     assert "59.3%" not in text and (cits[0].start, cits[0].end) == (lead.start, lead.end)
+
+
+def test_two_picked_sentences_side_by_side_are_one_passage(seed_index: tuple[Index, Settings]) -> None:
+    from citeqa.answer.compose import compose
+    from citeqa.answer.evidence import Scored
+
+    index, _ = seed_index
+    unit, pos = next((u, k) for u in index.units for k, s in enumerate(u.sentences)
+                     if s.text.startswith("At a median follow-up of 1.4 years"))
+    zero = np.zeros(384, dtype=np.float32)
+    first = Scored(Candidate(unit, unit.sentences[pos], pos, 1, 1.0, zero), 0.6, 0.5, frozenset(), False)
+    second = Scored(Candidate(unit, unit.sentences[pos + 1], pos + 1, 1, 1.0, zero), 0.5, 0.5, frozenset(), True)
+    text, cits, parts = compose(index, [second, first])
+    assert len(cits) == 1 and len(parts) == 1, text
+    assert (cits[0].start, cits[0].end) == (unit.sentences[pos].start, unit.sentences[pos + 1].end)
+    assert text.count("59.3%") == 1 and text.startswith("At a median follow-up"), text
