@@ -328,7 +328,7 @@ class Assistant:
                 continue  # the nearest passages are among those shown
             seen_units.add(s.cand.unit.id)
             n = draft.cite(s.cand.unit.doc, s.cand.unit, s.cand.sentence, s.score,
-                           comp.row_cells_text(s.cand.unit, comp.group_row(self.index, s.cand.unit) is not None)
+                           comp.row_cells_text(s.cand.unit, ev.table_group(self.index, s.cand.unit) is not None)
                            if s.cand.is_row else s.cand.sentence.text)
             shown.append(n)
             if len(shown) == 3:

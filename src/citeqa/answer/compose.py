@@ -66,12 +66,6 @@ def render_row(unit: Unit, grouped: bool = True) -> str:
     return f"{label}: {body}" if body else label
 
 
-def group_row(index: Index, unit: Unit) -> tuple[Unit, Sentence] | None:
-    """The sub-group header row a data row belongs to (e.g. 'ECOG performance status — no. (%)')."""
-    other = table_group(index, unit)
-    return (other, other.sentences[0]) if other is not None else None
-
-
 def sentence_text(index: Index, s: Scored) -> str:
     c = s.cand
     if c.is_row:
@@ -94,7 +88,8 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
     # error) is never quoted as an answer sentence, unless nothing else is left.
     whole = [s for s in picked if s.cand.is_row or not s.cand.sentence.text[:1].islower()
              or _fragments_before(index, s.cand.unit, s.cand)]
-    absorbed: set[tuple[str, int, int]] = set()  # picked items quoted inside an earlier item's passage
+    picked_keys = {p.cand.key for p in picked}
+    absorbed: set[tuple[str, int, int]] = set()  # sentences already quoted in an earlier item's passage
     for s in whole or picked:
         c = s.cand
         unit = c.unit
@@ -102,12 +97,12 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
             continue
         absorbed.add(c.key)
         if c.is_row:
-            grp = group_row(index, unit)
+            grp = table_group(index, unit)
             prefix = ""
             if grp is not None:
                 # The group heading ("Age — yr") names what the row's figures are, so the answer reads it;
                 # it is not cited apart: the row is the evidence, and its table shows the heading above it.
-                prefix = f"{grp[1].text.split(' | rows: ')[0].split(': ', 1)[-1]} — "
+                prefix = f"{grp.sentences[0].text.split(' | rows: ')[0].split(': ', 1)[-1]} — "
             n = draft.cite(unit.doc, unit, c.sentence, s.score, prefix + row_cells_text(unit, grp is not None))
             markers = [n]
             text = f"{prefix}{render_row(unit, grp is not None)} [{n}]."
@@ -117,23 +112,15 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
             # A sentence that opens on a pronoun ("They promote viral clearance …") is read with the sentence
             # it points back to, one passage cited as one: the answer is often what the pronoun stands for.
             ante = _antecedent(unit, c)
-            if ante is not None and not any(p.cand.unit.id == unit.id and p.cand.position == c.position - 1
-                                            for p in picked):
+            if ante is not None and (unit.doc, ante.start, ante.end) not in picked_keys:
                 both = Sentence(ante.start, c.sentence.end, f"{ante.text.strip()} {c.sentence.text.strip()}")
                 frags = [(unit, both), *frags[1:]]
             # ... and with a sentence next to it that the evidence model also rates (a finding stated, then its
             # figures; a claim, then its reason), or that is itself a picked item not yet quoted: context a
             # reader needs, in the same passage and citation.
             floor = near_ratio * s.score if near_ratio > 0 else float("inf")
-            pending = {p.cand.key for p in picked} - absorbed
-
-            def joins(u: Unit, sent: Sentence, pending: set[tuple[str, int, int]] = pending,
-                      floor: float = floor) -> bool:
-                key = (u.doc, sent.start, sent.end)
-                return key in pending or (key not in absorbed and _rated(near, picked, u, sent, floor))
-
             before = _beside(index, unit, c.sentence, -1) if ante is None and frags[0][1] is c.sentence else None
-            if before is not None and joins(*before) and not before[1].continues:
+            if before is not None and _joins(near, picked_keys, absorbed, *before, floor) and not before[1].continues:
                 joined = f"{before[1].text.strip()} {c.sentence.text.strip()}"
                 frags[0] = (unit, Sentence(before[1].start, c.sentence.end, joined))
                 absorbed.add((unit.doc, before[1].start, before[1].end))
@@ -145,7 +132,8 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
                 nxt = None
             if nxt is None:
                 after = _beside(index, last_u, last, +1)
-                if after is not None and joins(*after) and not after[1].text[:1].islower():
+                if after is not None and _joins(near, picked_keys, absorbed, *after, floor) \
+                        and not after[1].text[:1].islower():
                     nxt = after[1]
             if nxt is not None:
                 frags[-1] = (last_u, Sentence(last.start, nxt.end, f"{last.text.strip()} {nxt.text.strip()}"))
@@ -182,11 +170,12 @@ def _antecedent(unit: Unit, c: Candidate) -> Sentence | None:
     return None if prev.continues or _split_after(prev, c.sentence) or len(prev.text.split()) < 4 else prev
 
 
-def _rated(near: Mapping[tuple[int, int], float], picked: Sequence[Scored], unit: Unit, sent: Sentence,
-           floor: float) -> bool:
-    """``sent`` is rated at least ``floor`` by the evidence model and not quoted on its own already."""
-    return near.get((unit.id, sent.start), 0.0) >= floor and not any(
-        p.cand.unit.id == unit.id and p.cand.sentence.start == sent.start for p in picked)
+def _joins(near: Mapping[tuple[int, int], float], picked: set[tuple[str, int, int]],
+           absorbed: set[tuple[str, int, int]], unit: Unit, sent: Sentence, floor: float) -> bool:
+    """``sent``, next to a quoted sentence, joins its passage: not quoted already, and either picked itself or
+    rated at least ``floor`` by the evidence model."""
+    key = (unit.doc, sent.start, sent.end)
+    return key not in absorbed and (key in picked or near.get((unit.id, sent.start), 0.0) >= floor)
 
 
 def _beside(index: Index, unit: Unit, sent: Sentence, step: int) -> tuple[Unit, Sentence] | None:
@@ -201,9 +190,9 @@ def _beside(index: Index, unit: Unit, sent: Sentence, step: int) -> tuple[Unit, 
     other = index.units[k]
     if other.doc != unit.doc or other.kind == "row" or other.section != unit.section or not other.sentences:
         return None
-    near = other.sentences[-1] if step < 0 else other.sentences[0]
-    lo, hi = (near.end, sent.start) if step < 0 else (sent.end, near.start)
-    return (other, near) if lo <= hi and not index.quote(unit.doc, lo, hi).strip() else None
+    edge = other.sentences[-1] if step < 0 else other.sentences[0]
+    lo, hi = (edge.end, sent.start) if step < 0 else (sent.end, edge.start)
+    return (other, edge) if lo <= hi and not index.quote(unit.doc, lo, hi).strip() else None
 
 
 def _follower(unit: Unit, sent: Sentence) -> Sentence | None:
