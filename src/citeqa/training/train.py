@@ -183,6 +183,11 @@ def verdict_cv(x: np.ndarray, y: np.ndarray, folds: int = 5) -> float:
 FOLDS = 5
 
 
+def id_hash(q: dict[str, Any]) -> int:
+    """A stable hash of a question's id (a near-topic copy "q12~nt" hashes as "q12", so it shares its fold)."""
+    return zlib.crc32(q["id"].split("~")[0].encode())
+
+
 def _subset(d: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
     """The dataset restricted to the questions where ``keep`` is true (question indices renumbered)."""
     rows = keep[d["qidx"]]
@@ -195,7 +200,7 @@ def out_of_fold_probs(data: dict[str, dict[str, Any]], extra: list[dict[str, Any
                       ) -> dict[str, list[np.ndarray]]:
     """Evidence probabilities of every question from a model fitted on all the corpora but the question's
     fold (folds by question id, a near-topic copy with its question), for the shipped refusal model."""
-    fold = {n: np.array([zlib.crc32(q["id"].split("~")[0].encode()) % FOLDS for q in d["questions"]])
+    fold = {n: np.array([id_hash(q) % FOLDS for q in d["questions"]])
             for n, d in data.items()}
     out = {n: [np.zeros(0)] * len(d["questions"]) for n, d in data.items()}
     for k in range(FOLDS):
