@@ -107,8 +107,8 @@ class Judged:
     refused: bool
     verdict: str = ""  # "yes" | "no" | "unclear" for yes/no questions
     p_yes: float = 0.5
-    about: tuple[str, ...] = ()  # documents whose metadata answers a question about them (title, authors…)
-    fields: tuple[str, ...] = ()  # the metadata fields it asks for
+    # A question about documents (their title, authors…): each one's asked fields that its metadata holds.
+    about: tuple[tuple[str, tuple[about.Stated, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,10 +256,11 @@ class Assistant:
             picked = [scored[i] for i in used[:2]] or picked[:1]
         fields = about.asked_fields(c.question)
         docs = tuple(sorted(q.named)) or ((scored[0].cand.unit.doc,) if scored else ())
-        if fields and any(about.stated(self.index, d, fields) for d in docs):
+        found = tuple((d, st) for d in docs if fields and (st := tuple(about.stated(self.index, d, fields))))
+        if found:
             # A question about a document (its title, authors, journal…) is answered from its metadata.
             self._time("score", t)
-            return Judged(r, q, tuple(scored), tuple(picked), p_ans, False, about=docs, fields=fields)
+            return Judged(r, q, tuple(scored), tuple(picked), p_ans, False, about=found)
         # A named document that states none of the asked fields (no DOI, no funding statement) does not
         # report them: a sentence that merely mentions the document is no answer.
         refused = refused or bool(fields and q.named)
@@ -282,10 +283,9 @@ class Assistant:
             self._time("compose", t)
             return Composed(j, text, tuple(cits), tuple(sents), (), notices)
         if j.about:
-            meta = about.compose(self.index, j.about, j.fields, j.retrieved.condensed.question)
-            if meta is not None:
-                self._time("compose", t)
-                return Composed(j, meta[0], tuple(meta[1]), tuple(meta[2]), (), notices)
+            text, cits, sents = about.compose(self.index, j.about, j.retrieved.condensed.question)
+            self._time("compose", t)
+            return Composed(j, text, tuple(cits), tuple(sents), (), notices)
         # A verdict is read from one document's conclusion, so its evidence keeps its order.
         picked, corroborates = (list(j.picked), {}) if j.verdict else primary_first(self.index, j.picked, j.scored)
         found = comp.conflicts(self.index, picked, list(j.scored), frozenset(j.query.core))

@@ -13,9 +13,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from citeqa.answer.compose import Draft
 from citeqa.index import Index
 from citeqa.textutil import find_quote
-from citeqa.types import AnswerSentence, Citation, DocMeta
+from citeqa.types import AnswerSentence, Citation
 
 FIELDS = ("title", "authors", "venue", "date", "doi", "trial_id", "funding")
 
@@ -192,43 +193,29 @@ _LEADS = {"authors": "by", "venue": "published in", "date": "dated", "doi": "DOI
           "funding": "funding:"}
 
 
-def compose(index: Index, docs: Sequence[str], fields: Sequence[str], question: str
-            ) -> tuple[str, list[Citation], list[AnswerSentence]] | None:
-    """One sentence per document: its title, then each asked field with its citation. None when no
-    document's metadata holds any asked field (the question then goes to the evidence path)."""
-    citations: list[Citation] = []
+def compose(index: Index, found: Sequence[tuple[str, Sequence[Stated]]], question: str
+            ) -> tuple[str, list[Citation], list[AnswerSentence]]:
+    """One sentence per document: its title, then each asked field ``found`` in it (see :func:`stated`), each
+    value cited where the document's text states it."""
+    draft = Draft(index, [])
     parts: list[AnswerSentence] = []
 
-    def cite(doc: str, meta: DocMeta, span: tuple[int, int] | None, shown: str) -> str:
+    def cite(doc: str, span: tuple[int, int] | None, shown: str) -> str:
         if span is None:
             # The value is in the document's metadata (its catalog entry or PDF properties), not its text.
             return " (document metadata)" if shown else ""
-        for c in citations:
-            if (c.doc, c.start, c.end) == (doc, *span):
-                return f" [{c.n}]"
-        n = len(citations) + 1
-        quote = index.quote(doc, *span)
-        citations.append(Citation(n=n, doc=doc, title=meta.title, section="", start=span[0], end=span[1],
-                                  quote=quote, score=1.0, text=shown))
-        return f" [{n}]"
+        return f" [{draft.cite_span(doc, span[0], span[1], '', 1.0, shown)}]"
 
-    for doc in docs:
+    for doc, fields in found:
         meta = index.meta(doc)
-        found = stated(index, doc, fields)
-        if not found:
-            continue
-        title = next((s for s in found if s.field == "title"), None) or next(iter(stated(index, doc, ["title"])), None)
-        markers: list[int] = []
-        head = f"“{meta.title}”" + (cite(doc, meta, title.span, meta.title) if title else "")
+        title = next((s for s in fields if s.field == "title"), None) or next(iter(stated(index, doc, ["title"])), None)
+        head = f"“{meta.title}”" + (cite(doc, title.span, meta.title) if title else "")
         pieces = []
-        for s in found:
+        for s in fields:
             if s.field == "title":
                 continue
             value = _authors_text(s.value, question) if s.field == "authors" else s.value
-            pieces.append(f"{_LEADS[s.field]} {value}{cite(doc, meta, s.span, value)}")
+            pieces.append(f"{_LEADS[s.field]} {value}{cite(doc, s.span, value)}")
         text = head + (", " + "; ".join(pieces) if pieces else "") + "."
-        markers = [int(m) for m in re.findall(r"\[(\d+)\]", text)]
-        parts.append(AnswerSentence(text=text, citations=tuple(markers)))
-    if not parts:
-        return None
-    return " ".join(p.text for p in parts), citations, parts
+        parts.append(AnswerSentence(text=text, citations=tuple(int(m) for m in re.findall(r"\[(\d+)\]", text))))
+    return " ".join(p.text for p in parts), draft.citations, parts

@@ -24,14 +24,16 @@ class Draft:
     citations: list[Citation]
 
     def cite(self, doc: str, unit: Unit, sent: Sentence, score: float, text: str) -> int:
+        return self.cite_span(doc, sent.start, sent.end, unit.section, score, text)
+
+    def cite_span(self, doc: str, start: int, end: int, section: str, score: float, text: str) -> int:
         for c in self.citations:
-            if (c.doc, c.start, c.end) == (doc, sent.start, sent.end):
+            if (c.doc, c.start, c.end) == (doc, start, end):
                 return c.n
         n = len(self.citations) + 1
-        meta = self.index.meta(doc)
         self.citations.append(Citation(
-            n=n, doc=doc, title=meta.title, section=unit.section, start=sent.start, end=sent.end,
-            quote=self.index.quote(doc, sent.start, sent.end), score=round(score, 4), text=text,
+            n=n, doc=doc, title=self.index.meta(doc).title, section=section, start=start, end=end,
+            quote=self.index.quote(doc, start, end), score=round(score, 4), text=text,
         ))
         return n
 
