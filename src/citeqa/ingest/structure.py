@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from citeqa.ingest import aligned
 from citeqa.ingest.clean import clean_inline, strip_heading_marks
 from citeqa.ingest.mapped import Mapped
 
@@ -49,6 +50,8 @@ class Table:
     # Column headings read from the lines above the rows (PDF text that gives each heading its own line);
     # when set, every row of ``rows`` is data.
     header_lines: tuple[Line, ...] = ()
+    # Character spans of the value columns of a table laid out with spaces (``aligned``); () otherwise.
+    columns: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -360,6 +363,10 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
     lines = split_lines(text)
     furniture = detect_furniture(lines)
     table_at = {a: b for a, b in _table_blocks(lines, furniture)}
+    spaced: dict[int, tuple[tuple[int, int], ...]] = {}  # tables laid out with spaces: their columns
+    for a, b, cols in aligned.blocks([ln.text for ln in lines], furniture):
+        table_at[a] = b
+        spaced[a] = cols
     sections = _Sections()
     paragraphs: list[Paragraph] = []
     tables: list[Table] = []
@@ -418,7 +425,8 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
                 pending = pending if pending in paragraphs else None
                 barriers.extend(h.start for h in heads)
             base = sections.major or sections.path
-            tables.append(Table(f"{base} > {caption}" if base else caption, caption, cap_line, rows, heads))
+            tables.append(Table(f"{base} > {caption}" if base else caption, caption, cap_line, rows, heads,
+                                spaced.get(i, ())))
             barriers.extend(r.start for r in lines[i:end])
             # Notes under a table ("* Plus-minus values are means") are its own; a markdown table is followed
             # by the text again.

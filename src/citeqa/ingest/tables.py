@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from citeqa.ingest import aligned
 from citeqa.ingest.clean import clean_inline
 from citeqa.ingest.mapped import Mapped
 from citeqa.ingest.structure import PIPE_ROW, Line, Table
@@ -29,8 +30,11 @@ class Row:
     ctx_end: int = -1
 
 
-def _cells(ln: Line) -> list[tuple[int, int, str]]:
-    """Cells of a line as (start, end, cleaned text): split at tabs, or at the bars of a markdown row."""
+def _cells(ln: Line, columns: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int, str]]:
+    """Cells of a line as (start, end, cleaned text): split at tabs, or at the bars of a markdown row, or
+    under the columns of a table laid out with spaces."""
+    if columns and "\t" not in ln.text:
+        return [_cell(ln.start + a, ln.text[a:b]) for a, b in aligned.split(ln.text, columns)]
     out = []
     text, pos = ln.text, 0
     sep = "\t"
@@ -39,11 +43,14 @@ def _cells(ln: Line) -> list[tuple[int, int, str]]:
         pos = text.index("|") + 1
         text = text[pos:text.rindex("|")]
     for raw in text.split(sep):
-        a = ln.start + pos
-        cleaned = clean_inline(Mapped(raw, tuple(range(a, a + len(raw))), tuple(range(a + 1, a + len(raw) + 1))))
-        out.append((a, a + len(raw), " ".join(cleaned.text.split())))
+        out.append(_cell(ln.start + pos, raw))
         pos += len(raw) + 1
     return out
+
+
+def _cell(a: int, raw: str) -> tuple[int, int, str]:
+    cleaned = clean_inline(Mapped(raw, tuple(range(a, a + len(raw))), tuple(range(a + 1, a + len(raw) + 1))))
+    return a, a + len(raw), " ".join(cleaned.text.split())
 
 
 def _span(ln: Line) -> tuple[int, int]:
@@ -60,11 +67,11 @@ def table_rows(table: Table) -> list[Row]:
     if not table.rows:
         return []
     if table.header_lines:
-        header = [_cells(ln)[0][2] for ln in table.header_lines]
+        header = [_cells(ln, table.columns)[0][2] for ln in table.header_lines]
         body = table.rows
         a, b = _span(table.header_lines[0])[0], _span(table.header_lines[-1])[1]
     else:
-        header = [c[2] for c in _cells(table.rows[0])]
+        header = [c[2] for c in _cells(table.rows[0], table.columns)]
         body = table.rows[1:]
         a, b = _span(table.rows[0])
     while len(header) > 1 and not header[-1]:
@@ -75,7 +82,7 @@ def table_rows(table: Table) -> list[Row]:
         filled.append(h or (filled[-1] if filled else ""))
     unit_note = ""
     while body:
-        sub = [c[2] for c in _cells(body[0])]
+        sub = [c[2] for c in _cells(body[0], table.columns)]
         if sub and not sub[0] and any(sub[1:]):
             nonempty = [s for s in sub[1:] if s]
             if len(nonempty) == 1:
@@ -97,7 +104,7 @@ def table_rows(table: Table) -> list[Row]:
     for ln in body:
         if not ln.stripped:
             continue
-        cells = _cells(ln)
+        cells = _cells(ln, table.columns)
         label = cells[0][2]
         values = [c[2] for c in cells[1:]]
         a, b = _span(ln)
