@@ -235,3 +235,7 @@ def test_pseudo_negations_are_not_negations() -> None:
     positive = verdict_features("Does it correspond?", ["It is a reliable indicator whether or not it is apparent."])
     negative = verdict_features("Does it correspond?", ["It is not a reliable indicator."])
     assert positive[col] == 0 and negative[col] > 0
+    # A negation word inside a hyphenated compound names a thing: the question is not negated.
+    q_col = VERDICT_FEATURES.index("q_negated")
+    assert verdict_features("In the point-of-no-return study, is Hoxa9 upregulated?", ["It is."])[q_col] == 0
+    assert verdict_features("Is Hoxa9 not upregulated?", ["It is."])[q_col] == 1

@@ -16,9 +16,10 @@ import numpy as np
 _NEG = re.compile(r"\b(no|not|none|neither|nor|without|never|cannot|fail(?:ed|s)?|lack(?:ed|s|ing)?|unable|"
                   r"non-?significant|insignificant|absence)\b|n['’]t\b", re.I)
 # Negation words that negate nothing (NegEx's "pseudo-negations", Chapman et al. 2001): "whether or not it is
-# clinically apparent", "not only ... but", "gram-negative".
+# clinically apparent", "not only ... but", "gram-negative"), and a negation word inside a hyphenated
+# compound, which names a thing ("the point-of-no-return", "a no-reflow phenomenon").
 _PSEUDO_NEG = re.compile(r"\b(whether or not|not only|not necessarily|no doubt|without doubt|without difficulty|"
-                         r"gram[- ]negative|if not)\b", re.I)
+                         r"gram[- ]negative|if not)\b|(?:\b\w+-)*\b(?:no|not)-\w+(?:-\w+)*", re.I)
 
 
 def _negations(text: str) -> int:
