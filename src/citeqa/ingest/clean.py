@@ -18,6 +18,11 @@ LATEX_SYMBOLS = {
 }
 
 _INLINE_MATH = re.compile(r"\$([^$\n]{1,80})\$")
+# A unit split by conversion to LaTeX: "9 $\mu$ g per day" and "$\mu \mathrm{g}$" are "9 µg per day".
+_UNIT_AFTER_MICRO = r"(?=(?:g|l|L|m|M|mol|s|V|A|W|Gy|Sv|Ci|U|IU|Pa|F|Hz|J|N)\b)"
+_MICRO_THEN_UNIT = re.compile(r"\$\s*\\mu\s*\$ ?" + _UNIT_AFTER_MICRO)
+# Font commands keep only their argument: "\mathrm{g}" is "g".
+_FONT_CMD = re.compile(r"\\(?:mathrm|mathbf|mathit|mathsf|mathtt|textrm|textit|textbf|text|operatorname|rm|mbox)\b\s*")
 _LATEX_CMD = re.compile(r"\\([A-Za-z]+|%)")
 _SUP = re.compile(r"\s?<sup>\s*([^<]{0,40}?)\s*</sup>", re.I)
 _SUB = re.compile(r"<sub>\s*([^<]{0,40}?)\s*</sub>", re.I)
@@ -36,10 +41,10 @@ _REF_LIST = re.compile(r"^\d{1,3}(?:[-–,]\d{1,3})*$")
 
 
 def _render_math(m: re.Match[str]) -> str:
-    body = m.group(1)
+    body = _FONT_CMD.sub("", m.group(1))
     body = _LATEX_CMD.sub(lambda c: LATEX_SYMBOLS.get(c.group(1), c.group(1)), body)
     body = body.replace("{", "").replace("}", "").replace("^", "^").replace("~", " ")
-    return re.sub(r"\s+", " ", body).strip()
+    return re.sub(r"µ " + _UNIT_AFTER_MICRO, "µ", re.sub(r"\s+", " ", body).strip())
 
 
 def _render_sup(m: re.Match[str]) -> str:
@@ -50,6 +55,7 @@ def _render_sup(m: re.Match[str]) -> str:
 
 
 def clean_inline(m: Mapped) -> Mapped:
+    m = m.sub(_MICRO_THEN_UNIT, "µ")
     m = m.sub(_INLINE_MATH, _render_math)
     m = m.sub(_SUP, _render_sup)
     m = m.sub(_SUB, lambda x: x.group(1))
