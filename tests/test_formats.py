@@ -172,3 +172,14 @@ def test_html_table_caption_and_the_text_after_it(tmp_path: Path) -> None:
     # The caption left the paragraph above; the paragraph below is text again, not a note of the table.
     assert chunks == {"The table below summarises the outcomes.": "Trial results",
                       "Serious adverse events were similar.": "Trial results"}
+
+
+def test_news_bylines_are_never_evidence() -> None:
+    from citeqa.ingest.bylines import is_byline
+
+    for line in ("By Priya Natarajan, Health Correspondent · November 11, 2023", "By Sam Reporter, March 5, 2024",
+                 "By John Smith and Jane van der Berg"):
+        assert is_byline(line), line
+    for sentence in ("By contrast, the rate was 5%.", "By Week 12, 45% of patients responded.",
+                     "By 2020, most centres had adopted it.", "By Monday the trial was stopped."):
+        assert not is_byline(sentence), sentence

@@ -62,6 +62,17 @@ def is_affiliation(s: str) -> bool:
             and all(_AFFILIATION_WORD.match(w.strip("()")) for w in words if w.strip("()")))
 
 
+# A news byline: "By Priya Natarajan, Health Correspondent · November 11, 2023", "By Sam Reporter and Jo
+# Writer". Two capitalised words after "By" (not "By contrast", "By 2020", "By Week 12").
+_NEWS_BYLINE = re.compile(r"^\W*(?i:by)\s+[A-Z][\w'’.-]*\s+(?:(?:van|von|de|da|del|di|la|le)\s+)*[A-Z][\w'’-]*")
+
+
+def is_news_byline(s: str) -> bool:
+    """A reporter's byline: "By" and a name, maybe a role and a date, and no sentence after it."""
+    return bool(_NEWS_BYLINE.match(s)) and len(s.split()) <= 16 and not s.rstrip().endswith(("!", "?")) and (
+        not re.search(r"\b(?:is|are|was|were|has|have|had|said|says|showed|found)\b", s))
+
+
 def is_byline(s: str) -> bool:
-    """An author list or an affiliation: front matter that is never evidence for a question."""
-    return is_name_list(s) or is_affiliation(s)
+    """An author list, an affiliation or a reporter's byline: front matter, never evidence for a question."""
+    return is_name_list(s) or is_affiliation(s) or is_news_byline(s)
