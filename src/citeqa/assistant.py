@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from citeqa.answer import about
+from citeqa.answer import about, summary
 from citeqa.answer import compose as comp
 from citeqa.answer import evidence as ev
 from citeqa.answer import features as F
@@ -261,11 +261,39 @@ class Assistant:
             # A question about a document (its title, authors, journal…) is answered from its metadata.
             self._time("score", t)
             return Judged(r, q, tuple(scored), tuple(picked), p_ans, False, about=found)
+        if not fields and (summary.asks_summary(c.question) or summary.names_only(self.index, c.question, q.named)):
+            # "What was the main finding of TOWER?": the document's own conclusion, not the sentences that
+            # share the question's few words.
+            concluded = self._summary(q, scored, c.question)
+            if concluded:
+                self._time("score", t)
+                return Judged(r, q, tuple(scored), tuple(concluded), p_ans, False)
         # A named document that states none of the asked fields (no DOI, no funding statement) does not
         # report them: a sentence that merely mentions the document is no answer.
         refused = refused or bool(fields and q.named)
         self._time("score", t)
         return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes)
+
+    def _summary(self, q: F.QuestionView, scored: Sequence[ev.Scored], question: str) -> list[ev.Scored]:
+        """The concluding sentences of the named documents (at most two), else of the lead evidence's
+        document when it is about what the question asks."""
+        docs = sorted(q.named)[:2] or ([scored[0].cand.unit.doc] if scored else [])
+        out: list[ev.Scored] = []
+        for doc in docs:
+            passages, kind = summary.passages(self.index, doc)
+            if kind == "body":
+                # No conclusion or abstract: the sentences that best bear out the headline.
+                title = self.index.meta(doc).title
+                hq = ev.make_query(self.index, title, "", self.retriever.embed_query(title))
+                take = ev.select(hq, ev.score(self.index, hq, ev.candidates(self.index, passages),
+                                              self.evidence_model), summary.MAX_SENTENCES)
+            else:
+                found = ev.score(self.index, q, ev.candidates(self.index, passages), self.evidence_model)
+                found.sort(key=lambda s: s.cand.sentence.start)
+                take = found[-summary.MAX_SENTENCES:] if kind == "abstract" else found[: summary.MAX_SENTENCES]
+            if take and (q.named or summary.about_topic(self.index, doc, question, [s.cand.text for s in take])):
+                out += sorted(take, key=lambda s: s.cand.sentence.start)
+        return out
 
     def _rescore(self, question: str, scored: list[ev.Scored]) -> list[ev.Scored]:
         """The cross-encoder re-orders the top ``rescore_k`` (their probabilities stay in place)."""

@@ -39,7 +39,7 @@ from citeqa.snapshot import (
 )
 from citeqa.sources import Sources, SourcesRefused, add_previous_sources, gather, refuse_if_nothing_read
 from citeqa.textutil import index_terms, tokens
-from citeqa.types import DocMeta, ParsedDoc
+from citeqa.types import DocMeta, ParsedDoc, Unit
 
 Progress = Callable[[int, int, str], None]
 
@@ -208,6 +208,11 @@ class Index:
     def units(self) -> Units:
         """All units, in id order (decoded lazily from the build's files)."""
         return self._snap.units
+
+    def doc_units(self, doc: str) -> list[Unit]:
+        """A document's units in id order (reading order within each section)."""
+        lo, hi = self._snap.doc_range(doc)
+        return list(self.units[lo:hi])
 
     def doc_of(self, uid: int) -> str:
         """A unit's document name, without decoding the unit."""

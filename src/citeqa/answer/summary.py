@@ -1,0 +1,97 @@
+"""Questions that ask what a document found as a whole: "What was the main finding of TOWER?",
+"Summarize the NCI blog post", "What did the authors conclude about blinatumomab in infants?".
+
+Such a question shares no words with the sentences that answer it, so the evidence model, which learned
+what answers a question from the words and figures they share, ranks consent statements and table rows
+above the conclusion. A paper states its conclusion where scholarly writing puts it: a Conclusions (or
+Summary, Interpretation) section, else the end of its abstract; a news report leads with it. The answer
+quotes those sentences of the document the question names, or, when it names none, of the document the
+evidence points to, provided that document is about what the question asks (its title and those
+sentences hold most of the question's remaining words).
+
+The phrases below are English ways of asking for a summary, not any corpus's vocabulary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from citeqa.answer import features as F
+from citeqa.index import Index
+from citeqa.ingest.structure import CAPTION
+from citeqa.textutil import index_terms
+from citeqa.types import Passage, Unit
+
+_ASKS = re.compile(
+    r"\b(summari[sz]e|summary of|sum up|overview of|gist|tl;?dr|in a nutshell|take[- ]?home|bottom line|"
+    r"(?:key|main|major|principal|primary|overall|central) (?:message|point|finding|result|conclusion|takeaway|"
+    r"take-away|outcome|lesson)s?|conclusions? (?:of|from)|what (?:did|do|does) (?:\w+ ){0,6}(?:conclude|find|show)|"
+    r"what (?:is|was) (?:\w+ ){0,5}about|what (?:are|were) (?:\w+ ){0,4}(?:findings|conclusions))\b",
+    re.I,
+)
+# Words of the request itself, dropped before checking that a document is about the rest.
+_REQUEST = frozenset(index_terms(
+    "summarize summarise summary sum overview gist tldr nutshell take home takeaway bottom line key main major "
+    "principal primary overall central message point finding findings result results conclusion conclusions "
+    "conclude concluded lesson lessons outcome show showed shown find found article paper study trial report "
+    "piece post blog authors author researchers investigators document source"
+))
+MAX_SENTENCES = 2
+MAX_BODY_UNITS = 40  # a report's headline finding is stated early; this bounds the work for a long one
+ABOUT_SHARE = 0.5  # share of the question's remaining weight the document must hold
+
+
+_WHAT_IS = re.compile(r"^\W*(?:(?:what|which)\s+(?:is|was|are|were)\b|tell me about\b|describe\b)", re.I)
+
+
+def asks_summary(question: str) -> bool:
+    return bool(_ASKS.search(question))
+
+
+def names_only(index: Index, question: str, named: frozenset[str]) -> bool:
+    """"What is TOWER?", "Tell me about the SELECT trial": a question whose only subject is a study or document
+    it names, which its own conclusion answers best."""
+    if not named or not _WHAT_IS.match(question):
+        return False
+    rest = [t for t in index_terms(question) if t not in _REQUEST]
+    names = {t for d in named for t in index_terms(index.alias_text(d))}
+    return bool(rest) and all(t in names for t in rest)
+
+
+def _prose(units: Sequence[Unit], role: str) -> list[Unit]:
+    return [u for u in units if u.kind != "row" and u.sentences and F.section_role(u.section) == role]
+
+
+def summary_units(index: Index, doc: str) -> tuple[list[Unit], str]:
+    """The units that state a document's conclusion, and where they come from: its Conclusions section
+    ("conclusion", read from the start), else its abstract's last paragraph ("abstract", read from the end),
+    else its body text ("body": a news report or a press release, whose headline says what it reports)."""
+    units = index.doc_units(doc)
+    found = _prose(units, "conclusion")
+    if found:
+        return [u for u in found if u.section == found[0].section], "conclusion"
+    found = _prose(units, "abstract")
+    if found:
+        return [u for u in found if u.section == found[-1].section][-1:], "abstract"
+    body = [u for u in units if u.kind != "row" and u.sentences and F.section_role(u.section) not in ("front", "back")
+            and not CAPTION.match(u.section.rsplit(" > ", 1)[-1])]
+    return body[:MAX_BODY_UNITS], "body"
+
+
+def passages(index: Index, doc: str) -> tuple[list[Passage], str]:
+    """The summary units as passages (so the evidence pipeline can score and cite them), and their kind."""
+    units, kind = summary_units(index, doc)
+    title = index.meta(doc).title
+    return [Passage(u, title, index.quote(doc, u.start, u.end), 1.0, k + 1) for k, u in enumerate(units)], kind
+
+
+def about_topic(index: Index, doc: str, question: str, texts: Sequence[str]) -> bool:
+    """Whether the document is about what the question asks once the request words are set aside: its title,
+    names and summary sentences hold at least half of the remaining terms' weight (IDF)."""
+    rest = [t for t in index_terms(question) if t not in _REQUEST]
+    if not rest:
+        return True
+    have = set(index_terms(" ".join([index.meta(doc).title, index.alias_text(doc), *texts])))
+    total = sum(index.idf(t) for t in rest) or 1.0
+    return sum(index.idf(t) for t in rest if t in have) / total >= ABOUT_SHARE

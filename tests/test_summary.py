@@ -1,0 +1,65 @@
+"""Questions about what a document found as a whole ("What was the main finding of TOWER?", "Summarize the
+news report", "What is TOWER?") are answered with the document's own conclusion, on the real seed index and a
+real news page; a document that is not about the question's subject is not summarised in its place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from citeqa.answer.summary import asks_summary
+
+TRIAL = "003_19084b4463aafb5f.txt"
+NEWS = """<!doctype html><html><head><title>Weekly injection cuts heart attacks | Health Desk</title></head><body>
+<header><nav><a href="/">Home</a> | <a href="/subscribe">Subscribe</a></nav></header><main><article>
+<h1>Weekly semaglutide cuts heart attacks and strokes in people with obesity</h1>
+<p class="byline">By Priya Natarajan, Health Correspondent · November 11, 2023</p>
+<figure><img src="x.jpg" alt="pen"><figcaption>Semaglutide is given as a once-weekly injection.</figcaption></figure>
+<p>A weekly injection of semaglutide reduced the risk of heart attack, stroke or cardiovascular death by 20% in
+adults with obesity and heart disease, according to results of the SELECT trial.</p>
+<p>The trial followed 17,604 adults for an average of 40 months.</p>
+<h2>What it costs</h2><p>The list price of the drug is about $1,350 a month.</p>
+</article></main><footer><p>© 2023 Health Desk.</p></footer></body></html>"""
+
+
+def test_summary_requests_are_recognised() -> None:
+    for q in ("What was the main finding of the TOWER trial?", "Summarize the NCI blog post.",
+              "What is the take-home message of the ASH piece?", "What did the authors conclude about infants?",
+              "What are the key results?"):
+        assert asks_summary(q), q
+    for q in ("What was the median overall survival in TOWER?", "What did the authors measure?",
+              "Which findings were significant?"):
+        assert not asks_summary(q), q
+
+
+def test_main_finding_is_the_conclusion_of_the_named_trial(assistant: Any) -> None:
+    for q in ("What was the main finding of the TOWER trial?", "What is TOWER?"):
+        ans = assistant.ask(q)
+        assert not ans.refused, q
+        assert ans.citations[0].doc == TRIAL and "significantly longer overall survival" in ans.citations[0].quote, q
+        assert ans.citations[0].section.endswith("CONCLUSIONS")
+
+
+def test_conclusion_of_an_unnamed_study_found_by_its_subject(assistant: Any) -> None:
+    ans = assistant.ask("What did the authors conclude about blinatumomab in infants?")
+    assert not ans.refused and "infants" in ans.text and "safe" in ans.text
+
+
+def test_a_news_page_is_summarised_by_its_headline_finding(tmp_path: Path) -> None:
+    from citeqa import Assistant, Index, Settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "news.html").write_text(NEWS, encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
+    index = Index.build([docs], settings)
+    ans = Assistant(index, settings).ask("Summarize the semaglutide article.")
+    assert not ans.refused and "reduced the risk of heart attack" in ans.text
+    assert "Natarajan" not in ans.text  # a byline is never evidence
+    for c in ans.citations:
+        assert c.quote == index.quote(c.doc, c.start, c.end)
+
+
+def test_no_summary_of_a_document_about_something_else(assistant: Any) -> None:
+    ans = assistant.ask("Summarize the study of knee replacement rehabilitation.")
+    assert ans.refused or not any("significantly longer overall survival" in c.quote for c in ans.citations)
