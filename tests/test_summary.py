@@ -63,3 +63,9 @@ def test_a_news_page_is_summarised_by_its_headline_finding(tmp_path: Path) -> No
 def test_no_summary_of_a_document_about_something_else(assistant: Any) -> None:
     ans = assistant.ask("Summarize the study of knee replacement rehabilitation.")
     assert ans.refused or not any("significantly longer overall survival" in c.quote for c in ans.citations)
+
+
+def test_compare_two_named_studies_quotes_each(assistant: Any) -> None:
+    ans = assistant.ask("Compare TOWER and AALL1331.")
+    assert not ans.refused
+    assert {c.doc for c in ans.citations} >= {TRIAL, "001_f5e58083e22ab1c9.txt"}

@@ -33,7 +33,7 @@ _ASKS = re.compile(
 # Words of the request itself, dropped before checking that a document is about the rest.
 _REQUEST = frozenset(index_terms(
     "summarize summarise summary sum overview gist tldr nutshell take home takeaway bottom line key main major "
-    "principal primary overall central message point finding findings result results conclusion conclusions "
+    "principal primary overall central message point finding findings result results conclusion conclusions compare "
     "conclude concluded lesson lessons outcome show showed shown find found article paper study trial report "
     "piece post blog authors author researchers investigators document source"
 ))
@@ -42,7 +42,7 @@ MAX_BODY_UNITS = 40  # a report's headline finding is stated early; this bounds 
 ABOUT_SHARE = 0.5  # share of the question's remaining weight the document must hold
 
 
-_WHAT_IS = re.compile(r"^\W*(?:(?:what|which)\s+(?:is|was|are|were)\b|tell me about\b|describe\b)", re.I)
+_WHAT_IS = re.compile(r"^\W*(?:(?:what|which)\s+(?:is|was|are|were)\b|tell me about\b|describe\b|compare\b)", re.I)
 
 
 def asks_summary(question: str) -> bool:
@@ -50,8 +50,8 @@ def asks_summary(question: str) -> bool:
 
 
 def names_only(index: Index, question: str, named: frozenset[str]) -> bool:
-    """"What is TOWER?", "Tell me about the SELECT trial": a question whose only subject is a study or document
-    it names, which its own conclusion answers best."""
+    """"What is TOWER?", "Tell me about the SELECT trial", "Compare TOWER and AALL1331": a question whose only
+    subject is the studies or documents it names, which their own conclusions answer best."""
     if not named or not _WHAT_IS.match(question):
         return False
     rest = [t for t in index_terms(question) if t not in _REQUEST]
