@@ -280,17 +280,20 @@ class Assistant:
         docs = sorted(q.named)[:2] or ([scored[0].cand.unit.doc] if scored else [])
         out: list[ev.Scored] = []
         for doc in docs:
-            passages, kind = summary.passages(self.index, doc)
-            if kind == "body":
-                # No conclusion or abstract: the sentences that best bear out the headline.
-                title = self.index.meta(doc).title
-                hq = ev.make_query(self.index, title, "", self.retriever.embed_query(title))
-                take = ev.select(hq, ev.score(self.index, hq, ev.candidates(self.index, passages),
-                                              self.evidence_model), summary.MAX_SENTENCES)
-            else:
-                found = ev.score(self.index, q, ev.candidates(self.index, passages), self.evidence_model)
-                found.sort(key=lambda s: s.cand.sentence.start)
-                take = found[-summary.MAX_SENTENCES:] if kind == "abstract" else found[: summary.MAX_SENTENCES]
+            take: list[ev.Scored] = []
+            for units, kind in summary.summary_units(self.index, doc):
+                passages = summary.passages(self.index, units)
+                if kind == "body":
+                    # No conclusion or abstract: the sentences that best bear out the headline.
+                    title = self.index.meta(doc).title
+                    hq = ev.make_query(self.index, title, "", self.retriever.embed_query(title))
+                    best = ev.score(self.index, hq, ev.candidates(self.index, passages), self.evidence_model)
+                    take = summary.pick(ev.select(hq, best, summary.MAX_SENTENCES), "conclusion")
+                else:
+                    scored_here = ev.score(self.index, q, ev.candidates(self.index, passages), self.evidence_model)
+                    take = summary.pick(scored_here, kind)
+                if take:
+                    break
             if take and (q.named or summary.about_topic(self.index, doc, question, [s.cand.text for s in take])):
                 out += sorted(take, key=lambda s: s.cand.sentence.start)
         return out

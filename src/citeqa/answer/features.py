@@ -84,7 +84,7 @@ NEVER_EVIDENCE = re.compile(
     r"(©|\bcopyright\b|\ball rights reserved\b|\blicen[cs]ed? (?:under|to)\b|creative ?commons|\bcc[- ]by\b|"
     r"\bdoi\s*:|\bhttps?://|www\.|\b[\w.+-]+@\w+\.\w|\bcorrespond(?:ence|ing author)\b|\bfunded by\b|"
     r"\bgrant (?:no|number)\b|\bcompeting interests?\b|\bconflicts? of interest\b|^\W*(?:authors?|keywords?)\s*:|"
-    r"\bpublished online\b|\breceived\b.{0,40}\baccepted\b|"
+    r"\bpublished online\b|\breceived\b.{0,40}\baccepted\b|\bauthor affiliations\b|\bcontributed equally\b|"
     # a press release's legal boilerplate and contacts
     r"\bforward-looking statements?\b|\bactual results (?:may|could) differ\b|\bsafe harbor\b|"
     r"^\W*(?:media|investor|press) contacts?\b)", re.I)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 
 from citeqa.answer import features as F
+from citeqa.answer.evidence import Scored
 from citeqa.index import Index
 from citeqa.ingest.structure import CAPTION
 from citeqa.textutil import index_terms
@@ -32,12 +33,16 @@ _ASKS = re.compile(
 )
 # Words of the request itself, dropped before checking that a document is about the rest.
 _REQUEST = frozenset(index_terms(
+    "take-home take-away key-message "
     "summarize summarise summary sum overview gist tldr nutshell take home takeaway bottom line key main major "
     "principal primary overall central message point finding findings result results conclusion conclusions compare "
     "conclude concluded lesson lessons outcome show showed shown find found article paper study trial report "
     "piece post blog authors author researchers investigators document source"
 ))
 MAX_SENTENCES = 2
+MIN_WORDS = 8
+_SUMMARY_HEADING = re.compile(r"\bsummary\b", re.I)
+EARLY = 0.15  # a summary section starting in the first 15% of the text is the paper's abstract
 MAX_BODY_UNITS = 40  # a report's headline finding is stated early; this bounds the work for a long one
 ABOUT_SHARE = 0.5  # share of the question's remaining weight the document must hold
 
@@ -63,27 +68,44 @@ def _prose(units: Sequence[Unit], role: str) -> list[Unit]:
     return [u for u in units if u.kind != "row" and u.sentences and F.section_role(u.section) == role]
 
 
-def summary_units(index: Index, doc: str) -> tuple[list[Unit], str]:
-    """The units that state a document's conclusion, and where they come from: its Conclusions section
-    ("conclusion", read from the start), else its abstract's last paragraph ("abstract", read from the end),
-    else its body text ("body": a news report or a press release, whose headline says what it reports)."""
+def summary_units(index: Index, doc: str) -> list[tuple[list[Unit], str]]:
+    """Where a document states its conclusion, best first, each with how it is read: its Conclusions section
+    ("conclusion", from the start), its abstract's last paragraph ("abstract", from the end), its body text
+    ("body": a news report or a press release, whose headline says what it reports)."""
     units = index.doc_units(doc)
-    found = _prose(units, "conclusion")
+    out: list[tuple[list[Unit], str]] = []
+    # Not a "Reporting summary" checklist under Methods, nor a summary in the back matter.
+    found = [u for u in _prose(units, "conclusion")
+             if F.section_role(u.section.split(" > ")[0]) not in ("methods", "back")]
     if found:
-        return [u for u in found if u.section == found[0].section], "conclusion"
+        same = [u for u in found if u.section == found[0].section]
+        if _SUMMARY_HEADING.search(same[0].section.rsplit(" > ", 1)[-1]) and same[0].start < EARLY * max(
+                u.end for u in units):
+            out.append((same[-1:], "abstract"))  # a Summary that opens the paper is its abstract
+        else:
+            out.append((same, "conclusion"))
     found = _prose(units, "abstract")
     if found:
-        return [u for u in found if u.section == found[-1].section][-1:], "abstract"
+        out.append(([u for u in found if u.section == found[-1].section][-1:], "abstract"))
     body = [u for u in units if u.kind != "row" and u.sentences and F.section_role(u.section) not in ("front", "back")
             and not CAPTION.match(u.section.rsplit(" > ", 1)[-1])]
-    return body[:MAX_BODY_UNITS], "body"
+    out.append((body[:MAX_BODY_UNITS], "body"))
+    return out
 
 
-def passages(index: Index, doc: str) -> tuple[list[Passage], str]:
-    """The summary units as passages (so the evidence pipeline can score and cite them), and their kind."""
-    units, kind = summary_units(index, doc)
-    title = index.meta(doc).title
-    return [Passage(u, title, index.quote(doc, u.start, u.end), 1.0, k + 1) for k, u in enumerate(units)], kind
+def passages(index: Index, units: Sequence[Unit]) -> list[Passage]:
+    """Units as passages, so the evidence pipeline can score and cite them."""
+    title = index.meta(units[0].doc).title if units else ""
+    return [Passage(u, title, index.quote(u.doc, u.start, u.end), 1.0, k + 1) for k, u in enumerate(units)]
+
+
+def pick(found: Sequence[Scored], kind: str) -> list[Scored]:
+    """The concluding sentences among the scored summary candidates: whole sentences of prose (a PDF's
+    abstract may end in an e-mail line or a footnote), the first ones of a Conclusions section or a report's
+    best, the last ones of an abstract."""
+    prose = sorted((s for s in found if s.cand.is_row is False and len(s.cand.text.split()) >= MIN_WORDS
+                    and s.cand.text.rstrip().endswith((".", ")"))), key=lambda s: s.cand.sentence.start)
+    return prose[-MAX_SENTENCES:] if kind == "abstract" else prose[:MAX_SENTENCES]
 
 
 def about_topic(index: Index, doc: str, question: str, texts: Sequence[str]) -> bool:
