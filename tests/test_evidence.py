@@ -239,3 +239,6 @@ def test_pseudo_negations_are_not_negations() -> None:
     q_col = VERDICT_FEATURES.index("q_negated")
     assert verdict_features("In the point-of-no-return study, is Hoxa9 upregulated?", ["It is."])[q_col] == 0
     assert verdict_features("Is Hoxa9 not upregulated?", ["It is."])[q_col] == 1
+    # "no." is "number" in a table's headings, not a negation.
+    row = "Delirium, no. (%) — Early mobilisation (N=603): 85 (14.1) — Usual care (N=601): 119 (19.8)"
+    assert verdict_features("Did early mobilisation reduce delirium?", [row])[col] == 0

@@ -19,7 +19,8 @@ _NEG = re.compile(r"\b(no|not|none|neither|nor|without|never|cannot|fail(?:ed|s)
 # clinically apparent", "not only ... but", "gram-negative"), and a negation word inside a hyphenated
 # compound, which names a thing ("the point-of-no-return", "a no-reflow phenomenon").
 _PSEUDO_NEG = re.compile(r"\b(whether or not|not only|not necessarily|no doubt|without doubt|without difficulty|"
-                         r"gram[- ]negative|if not)\b|(?:\b\w+-)*\b(?:no|not)-\w+(?:-\w+)*", re.I)
+                         r"gram[- ]negative|if not)\b|(?:\b\w+-)*\b(?:no|not)-\w+(?:-\w+)*|"
+                         r"\bno\.(?=\s*(?:\(|of\b|\d|:|—|$))", re.I)
 
 
 def _negations(text: str) -> int:
