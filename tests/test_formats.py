@@ -183,3 +183,47 @@ def test_news_bylines_are_never_evidence() -> None:
     for sentence in ("By contrast, the rate was 5%.", "By Week 12, 45% of patients responded.",
                      "By 2020, most centres had adopted it.", "By Monday the trial was stopped."):
         assert not is_byline(sentence), sentence
+
+
+PLAIN_RELEASE = """Nordvik Reports Positive Topline Results from Phase 2b LUMEN-2 Study of Orvatinib
+
+- Clinical remission at week 12 in 31.5% of patients on orvatinib 200 mg versus 9.8% on placebo (p<0.001)
+- Endoscopic improvement in 44.0% versus 17.6%
+- No new safety signals
+
+Study design
+
+LUMEN-2 enrolled 246 patients at 61 sites in 12 countries.
+
+About Orvatinib
+
+Orvatinib is an investigational, oral, once-daily inhibitor of tyrosine kinase 2.
+
+RESULTS
+At week 12, clinical remission was achieved by 31.5% of patients in the 200 mg group.
+"""
+
+
+def test_plain_text_bullets_short_headings_and_run_in_section_names(tmp_path: Path) -> None:
+    (tmp_path / "release.txt").write_text(PLAIN_RELEASE, encoding="utf-8")
+    pd = parse_document(tmp_path / "release.txt", {}, Settings())
+    assert {"Study design", "About Orvatinib", "RESULTS"} <= {s.split(" > ")[-1] for s in pd.sections}
+    sentences = {s.text: s for u in pd.units for s in u.sentences}
+    # Bullets written without full stops are a sentence each, not fragments of one.
+    for bullet in ("Endoscopic improvement in 44.0% versus 17.6%", "No new safety signals"):
+        assert bullet in sentences and not sentences[bullet].continues
+    assert next(u.section for u in pd.units if "246 patients" in u.text).endswith("Study design")
+
+
+def test_answer_from_bullets_quotes_each_once(tmp_path: Path) -> None:
+    from citeqa import Assistant, Index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "release.txt").write_text(PLAIN_RELEASE, encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
+    index = Index.build([docs], settings)
+    ans = Assistant(index, settings).ask("Did orvatinib improve remission compared with placebo?")
+    assert not ans.refused and ans.text.count("Endoscopic improvement") <= 1
+    for c in ans.citations:
+        assert c.quote == index.quote(c.doc, c.start, c.end)

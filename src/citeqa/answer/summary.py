@@ -37,7 +37,8 @@ _REQUEST = frozenset(index_terms(
     "summarize summarise summary sum overview gist tldr nutshell take home takeaway bottom line key main major "
     "principal primary overall central message point finding findings result results conclusion conclusions compare "
     "conclude concluded lesson lessons outcome show showed shown find found article paper study trial report "
-    "piece post blog authors author researchers investigators document source"
+    "piece post blog authors author researchers investigators document source press release news story review "
+    "preprint manuscript file text"
 ))
 MAX_SENTENCES = 2
 MIN_WORDS = 8

@@ -153,9 +153,14 @@ def is_major(text: str) -> bool:
     """A top-level section heading: capitalised, nothing after the name but a full stop or colon (a line
     of running text reading "methods)" or "Materials and Methods):" is not one)."""
     t = text.strip()
+    if re.match(r"About [A-Z]", t) and len(t.split()) <= 6:
+        return True  # a press release's "About Orvatinib", "About Nordvik Therapeutics": a part of its own
     return t.upper() in MAJOR or bool(t[:1].isupper() or t[:1].isdigit()) and bool(MAJOR_HEADING.match(t))
 
 
+# One- or two-word headings of a plain-text report besides the article's own sections (MAJOR_HEADING).
+_SHORT_HEADING = re.compile(r"^(?:about \S+|(?:study|trial) design|design|participants|patients|outcomes|safety|"
+                            r"efficacy|key (?:points|findings))$", re.I)
 ABSTRACT_PARTS = {"BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS", "CONCLUSION", "OBJECTIVE", "INTERPRETATION"}
 _MD = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _FIGURE = re.compile(r"^(figure|fig\.)\s*\d+", re.I)
@@ -204,6 +209,8 @@ def heading_text(ln: Line) -> str | None:
         return " ".join(words)  # ALL-CAPS heading
     if len(words) >= 3 and not re.search(r"[:;,]", s):
         return " ".join(words)  # title-like line standing alone
+    if is_major(s) or _SHORT_HEADING.match(s):
+        return " ".join(words)  # "Results", "Study design", a press release's "About Orvatinib"
     return None
 
 
@@ -440,8 +447,9 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             i += 1
             continue
         h = heading_text(ln) if current is None else None
-        if h is not None and not _MD.match(ln.text) and i + 1 < len(lines) and lines[i + 1].stripped:
-            h = None  # a plain-text heading stands alone on its line
+        if h is not None and not _MD.match(ln.text) and i + 1 < len(lines) and lines[i + 1].stripped and not (
+                is_major(h) and h.isupper()):
+            h = None  # a plain-text heading stands alone on its line, but "RESULTS" may run into its text
         if h is not None:
             footnotes = None
             md = _MD.match(ln.text)

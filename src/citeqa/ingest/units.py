@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,14 +57,23 @@ def _line_mapped(text: str, start: int, end: int) -> Mapped:
 
 
 _BULLET = re.compile(r"^\s*[-*+•▪◦]\s+")
+_ITEM = re.compile(r"^\s*(?:[-*+•▪◦]|\d{1,2}[.)])\s+")  # a bulleted or numbered list item
+
+
+def _at_items(a: int, b: int, items: Sequence[int]) -> list[tuple[int, int]]:
+    """``[a, b)`` cut where list items begin: bullets written without full stops are sentences each."""
+    cuts = [c for c in items if a < c < b]
+    return list(zip([a, *cuts], [*cuts, b], strict=True))
 
 
 def paragraph_sentences(text: str, para: Paragraph, sizer: Sizer) -> list[Sentence]:
     """Cited sentences of one paragraph; a sentence cut by removed content becomes fragments."""
     joined = Mapped("", (), ())
     bounds: list[int] = []  # clean offsets where one segment ends and the next begins
+    items: list[int] = []  # clean offsets where a list item begins: a sentence ends there, full stop or not
     for seg in para.segments:
         # A list item's bullet is layout: its sentence is quoted from the first word.
+        raw = text[seg.start:seg.end]
         m = clean_inline(_line_mapped(text, seg.start, seg.end)).sub(_BULLET, "")
         if joined.text and m.text:
             if joined.text.endswith("-") and joined.text[-2:-1].isalpha() and m.text[:1].islower():
@@ -73,11 +82,14 @@ def paragraph_sentences(text: str, para: Paragraph, sizer: Sizer) -> list[Senten
                 joined = Mapped.join([joined, m], sep="")
                 continue
             bounds.append(len(joined) + 1)
+            if _ITEM.match(raw):
+                items.append(len(joined) + 1)
             joined = Mapped.join([joined, m], sep=" ")
         elif m.text:
             joined = m
     out: list[Sentence] = []
-    for a, b in split_sentences(joined.text):
+    spans = [piece for a, b in split_sentences(joined.text) for piece in _at_items(a, b, items)]
+    for a, b in spans:
         cuts = [c for c in bounds if a < c < b]
         edges = [a, *cuts, b]
         frags = []
