@@ -227,3 +227,27 @@ def test_answer_from_bullets_quotes_each_once(tmp_path: Path) -> None:
     assert not ans.refused and ans.text.count("Endoscopic improvement") <= 1
     for c in ans.citations:
         assert c.quote == index.quote(c.doc, c.start, c.end)
+
+
+def test_html_table_with_spanning_cells_and_group_rows(tmp_path: Path) -> None:
+    page = ("<html><body><article><h1>Outcomes of the HALO trial</h1>"
+            "<p>Table 2 shows the main outcomes at one year.</p><table><thead>"
+            "<tr><th rowspan='2'>Outcome</th><th colspan='2'>Drug A (n=120)</th>"
+            "<th colspan='2'>Placebo (n=118)</th></tr>"
+            "<tr><th>n</th><th>%</th><th>n</th><th>%</th></tr></thead><tbody>"
+            "<tr><td colspan='5'><b>Efficacy</b></td></tr>"
+            "<tr><td>Remission</td><td>54</td><td>45.0</td><td>21</td><td>17.8</td></tr>"
+            "<tr><td colspan='5'><b>Safety</b></td></tr>"
+            "<tr><td>Serious adverse events</td><td>9</td><td>7.5</td><td>8</td><td>6.8</td></tr>"
+            "</tbody></table><p>Remission was defined as a Mayo score of 2 or less.</p></article></body></html>")
+    (tmp_path / "t.html").write_text(page, encoding="utf-8")
+    pd = parse_document(tmp_path / "t.html", {}, Settings())
+    rows = [u.text for u in pd.units if u.kind == "row"]
+    # A heading spanning two columns heads both; the row under it names them; a full-width row is a group.
+    assert ("Table 1 — Efficacy — Remission — Drug A (n=120) n: 54 — Drug A (n=120) %: 45.0 — Placebo (n=118) n: 21"
+            " — Placebo (n=118) %: 17.8") in rows
+    assert any(r.startswith("Table 1 — Safety — Serious adverse events — Drug A (n=120) n: 9") for r in rows)
+    chunks = [u.text for u in pd.units if u.kind == "chunk"]
+    # "Table 2 shows …" is a sentence about a table, not its caption.
+    assert chunks == ["Table 2 shows the main outcomes at one year.",
+                      "Remission was defined as a Mayo score of 2 or less."]

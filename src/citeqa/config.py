@@ -205,4 +205,4 @@ def _digest(key: SecretStr) -> str:
 # text that starts with a figure reference ("Figure 2C), is …") no longer starts a caption;
 # 8: PDF tables set in a smaller font are cut from the text below them, and a table the layout split at a
 # row gap is read whole; 7: PDF column headings given one per line; 6: storage format 2.
-INGEST_VERSION = 19
+INGEST_VERSION = 20

@@ -120,6 +120,15 @@ class _TextExtractor(HTMLParser):
         self.title: list[str] | None = None  # the <title> element's text while it is read
         self.page_title = ""
         self.h1 = False
+        self.col = 0  # column of the next cell in the current table row
+        self.spans: list[int] = []  # colspan of each open cell
+        self.rowspans: dict[int, int] = {}  # column -> rows below still covered by a cell above
+        self.occupied: set[int] = set()  # columns of this row covered from above
+
+    def _next_cell(self) -> None:
+        if self.cell:
+            self.parts.append("\t")
+        self.cell += 1
 
     def _dropped(self) -> bool:
         return bool(self.skip) or (bool(self.header) and not self.keep)
@@ -153,12 +162,25 @@ class _TextExtractor(HTMLParser):
             self.h1 = self.h1 or tag == "h1"
             self.parts.append("\n\n" + "#" * int(tag[1]) + " ")
         elif tag in {"td", "th"}:
-            if self.cell:
-                self.parts.append("\t")
-            self.cell += 1
+            # A cell spanning rows holds its column in the rows below (an empty cell there); one spanning
+            # columns is followed by empty cells, which the table reader fills from the left (headings).
+            while self.col in self.occupied:
+                self._next_cell()
+                self.col += 1
+            self._next_cell()
+            span, down = _span(a.get("colspan")), _span(a.get("rowspan"))
+            if down > 1:
+                self.rowspans.update({c: down - 1 for c in range(self.col, self.col + span)})
+            self.spans.append(span)
         elif tag == "tr":
             self.cell = 0
+            self.col = 0
+            self.occupied = {c for c, n in self.rowspans.items() if n > 0}
+            self.rowspans = {c: n - 1 for c, n in self.rowspans.items() if n > 1}
             self.parts.append("\n")
+        elif tag == "table":
+            self.rowspans = {}
+            self.parts.append("\n\n")
         elif tag in _BLOCK:
             self.parts.append("\n\n")
 
@@ -168,6 +190,12 @@ class _TextExtractor(HTMLParser):
             return
         if tag == "title" and self.title is not None:
             self.page_title, self.title = " ".join("".join(self.title).split()), None
+            return
+        if tag in {"td", "th"} and self.spans and not self._dropped():
+            self.col += 1
+            for _ in range(self.spans.pop() - 1):
+                self._next_cell()
+                self.col += 1
             return
         if not self._dropped() and tag in _BLOCK and tag not in {"tr", "br"}:
             self.parts.append("\n\n")
@@ -186,6 +214,14 @@ class _TextExtractor(HTMLParser):
             self.title.append(data)
         elif not self._dropped():
             self.parts.append(re.sub(r"\s+", " ", data) if self.cell == 0 else " ".join(data.split()))
+
+
+def _span(value: str | None) -> int:
+    """A colspan/rowspan attribute as a count (1 when absent or nonsense; at most 50)."""
+    try:
+        return max(1, min(50, int(str(value).strip())))
+    except ValueError:
+        return 1
 
 
 def html_to_text(source: str) -> str:

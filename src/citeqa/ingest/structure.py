@@ -164,7 +164,14 @@ _SHORT_HEADING = re.compile(r"^(?:about \S+|(?:study|trial) design|design|partic
 ABSTRACT_PARTS = {"BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS", "CONCLUSION", "OBJECTIVE", "INTERPRETATION"}
 _MD = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _FIGURE = re.compile(r"^(figure|fig\.)\s*\d+", re.I)
-_TABLE_CAPTION = re.compile(r"^table\s+(\d+)\.?\s*(.*)$", re.I)
+_TABLE_CAPTION_LINE = re.compile(r"^table\s+(\d+)\.?\s*(.*)$", re.I)
+
+
+def _table_caption(s: str) -> re.Match[str] | None:
+    """"Table 2. Outcomes", "Table 2: Outcomes", "Table 2 Outcomes"; not "Table 2 shows the outcomes at one
+    year." (a sentence about the table: the word after the number is in lower case)."""
+    m = _TABLE_CAPTION_LINE.match(s)
+    return None if m is None or m.group(2)[:1].islower() else m
 # The first paragraph under a table that starts its notes: a footnote mark or a note's usual opening.
 _NOTE_START = re.compile(r"^\\?(?:[*†‡§¶#]|\(?[a-z]\)\s|[a-z]\s|(?:notes?|abbreviations|source|data|values|"
                          r"p values)\b)", re.I)
@@ -330,7 +337,7 @@ def _above(lines: list[Line], i: int) -> list[int]:
 def _caption_above(lines: list[Line], i: int, claimed: set[int]) -> int | None:
     """The "Table N ..." line right above line ``i`` (blank lines apart), unless a table took it."""
     j = next(iter(_above(lines, i)), None)
-    return j if j is not None and j not in claimed and _TABLE_CAPTION.match(_plain(lines[j].stripped)) else None
+    return j if j is not None and j not in claimed and _table_caption(_plain(lines[j].stripped)) else None
 
 
 def _plain(s: str) -> str:
@@ -397,18 +404,18 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             table_no += 1
             cap_line = None
             caption = f"Table {table_no}"
-            m = _TABLE_CAPTION.match(rows[0].stripped)
+            m = _table_caption(rows[0].stripped)
             if m:
                 cap_line, rows = rows[0], rows[1:]
             else:
                 # A "Table 2. Outcomes" line right above the rows (HTML's <caption>), or the paragraph above a
                 # markdown table ("**Table 2.** Outcomes"), is the caption: it leaves the paragraph it was
                 # read into.
-                j = i - 1 if i and _TABLE_CAPTION.match(_plain(lines[i - 1].stripped)) else (
+                j = i - 1 if i and _table_caption(_plain(lines[i - 1].stripped)) else (
                     _caption_above(lines, i, claimed) if PIPE_ROW.match(rows[0].text) else None)
                 if j is not None and j not in claimed:
                     claimed.add(j)
-                    cap_line, m = lines[j], _TABLE_CAPTION.match(_plain(lines[j].stripped))
+                    cap_line, m = lines[j], _table_caption(_plain(lines[j].stripped))
                     for p in paragraphs:
                         if p.segments and p.segments[-1] is cap_line:
                             p.segments.pop()
@@ -421,7 +428,7 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
                 # table's. (Without headings in between, a caption just above may close the table
                 # before it -- captions sit below tables in some journals -- so none is taken.)
                 claimed.add(above)
-                m = _TABLE_CAPTION.match(lines[above].stripped)
+                m = _table_caption(lines[above].stripped)
             if m:
                 table_no = int(m.group(1))
                 rest = clean_inline(Mapped.of(m.group(2).split("\t")[0])).text.strip().lstrip(":").rstrip("*.").strip()

@@ -74,8 +74,11 @@ def table_rows(table: Table) -> list[Row]:
         header = [c[2] for c in _cells(table.rows[0], table.columns)]
         body = table.rows[1:]
         a, b = _span(table.rows[0])
-    while len(header) > 1 and not header[-1]:
-        header.pop()  # trailing empty cells are layout, not columns
+    # Columns some row fills: the last non-empty cell of each row (rows end in empty cells too).
+    width = max((max((k + 1 for k, c in enumerate(_cells(ln, table.columns)) if c[2]), default=0) for ln in body),
+                default=len(header))
+    while len(header) > max(1, width) and not header[-1]:
+        header.pop()  # trailing empty cells no row fills are layout (a spanning heading's are columns)
     # Merge spanning header cells: blank cells continue the header on their left.
     filled: list[str] = []
     for h in header:
