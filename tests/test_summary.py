@@ -69,3 +69,21 @@ def test_compare_two_named_studies_quotes_each(assistant: Any) -> None:
     ans = assistant.ask("Compare TOWER and AALL1331.")
     assert not ans.refused
     assert {c.doc for c in ans.citations} >= {TRIAL, "001_f5e58083e22ab1c9.txt"}
+
+
+def test_inline_conclusions_label_of_a_one_paragraph_abstract(tmp_path: Path) -> None:
+    from citeqa import Assistant, Index, Settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "abstract.txt").write_text(
+        "Does early feeding shorten hospital stay after bowel surgery?\n\n"
+        "BACKGROUND: Feeding after bowel surgery is often delayed for several days. METHODS: We randomly assigned "
+        "212 adults to oral feeding within 24 hours or after the return of bowel function. RESULTS: Median stay "
+        "was 5 days with early feeding and 7 days with delayed feeding (P<0.001). Vomiting was more frequent with "
+        "early feeding (18% vs 11%). CONCLUSIONS: Early oral feeding shortened hospital stay by two days without "
+        "more complications. Nausea should be watched for in the first days.\n", encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
+    index = Index.build([docs], settings)
+    ans = Assistant(index, settings).ask("Summarize the study on early feeding after bowel surgery.")
+    assert not ans.refused and "shortened hospital stay by two days" in ans.text

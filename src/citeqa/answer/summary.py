@@ -42,6 +42,7 @@ _REQUEST = frozenset(index_terms(
 ))
 MAX_SENTENCES = 2
 MIN_WORDS = 8
+INLINE_CONCLUSION = re.compile(r"^\W*(?:conclusions?|interpretation|main conclusions?)\s*:", re.I)
 _SUMMARY_HEADING = re.compile(r"\bsummary\b", re.I)
 EARLY = 0.15  # a summary section starting in the first 15% of the text is the paper's abstract
 MAX_BODY_UNITS = 40  # a report's headline finding is stated early; this bounds the work for a long one
@@ -70,11 +71,16 @@ def _prose(units: Sequence[Unit], role: str) -> list[Unit]:
 
 
 def summary_units(index: Index, doc: str) -> list[tuple[list[Unit], str]]:
-    """Where a document states its conclusion, best first, each with how it is read: its Conclusions section
-    ("conclusion", from the start), its abstract's last paragraph ("abstract", from the end), its body text
-    ("body": a news report or a press release, whose headline says what it reports)."""
+    """Where a document states its conclusion, best first, each with how it is read: a "CONCLUSIONS:" label
+    inside a paragraph ("inline", from the label), its Conclusions section ("conclusion", from the start), its
+    abstract's last paragraph ("abstract", from the end), its body text ("body": a news report or a press
+    release, whose headline says what it reports)."""
     units = index.doc_units(doc)
     out: list[tuple[list[Unit], str]] = []
+    # A structured abstract written as one paragraph, or a Science summary: "CONCLUSIONS: ..." inline.
+    labelled = [u for u in units if u.kind != "row" and any(INLINE_CONCLUSION.match(s.text) for s in u.sentences)]
+    if labelled:
+        out.append((labelled[:1], "inline"))
     # Not a "Reporting summary" checklist under Methods, nor a summary in the back matter.
     found = [u for u in _prose(units, "conclusion")
              if F.section_role(u.section.split(" > ")[0]) not in ("methods", "back")]
@@ -106,6 +112,9 @@ def pick(found: Sequence[Scored], kind: str) -> list[Scored]:
     best, the last ones of an abstract."""
     prose = sorted((s for s in found if s.cand.is_row is False and len(s.cand.text.split()) >= MIN_WORDS
                     and s.cand.text.rstrip().endswith((".", ")"))), key=lambda s: s.cand.sentence.start)
+    if kind == "inline":
+        at = next((k for k, s in enumerate(prose) if INLINE_CONCLUSION.match(s.cand.text)), len(prose))
+        return prose[at : at + MAX_SENTENCES]
     return prose[-MAX_SENTENCES:] if kind == "abstract" else prose[:MAX_SENTENCES]
 
 
