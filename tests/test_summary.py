@@ -87,3 +87,11 @@ def test_inline_conclusions_label_of_a_one_paragraph_abstract(tmp_path: Path) ->
     index = Index.build([docs], settings)
     ans = Assistant(index, settings).ask("Summarize the study on early feeding after bowel surgery.")
     assert not ans.refused and "shortened hospital stay by two days" in ans.text
+
+
+def test_a_finding_on_a_named_topic_is_not_answered_with_the_conclusion(assistant: Any) -> None:
+    # "find about neurologic events": a specific finding, which the evidence model ranks; the trial's
+    # conclusion does not speak of it.
+    ans = assistant.ask("What did the TOWER trial find about neurologic events?")
+    assert not ans.refused and "eurologic" in ans.text
+    assert not any("significantly longer overall survival" in c.quote for c in ans.citations)
