@@ -294,7 +294,7 @@ class Assistant:
                     take = summary.pick(scored_here, kind)
                 if take:
                     break
-            if take and summary.about_topic(self.index, doc, question, [s.cand.text for s in take]):
+            if take and summary.about_topic(self.index, doc, question, [s.cand.text for s in take], docs):
                 out += sorted(take, key=lambda s: s.cand.sentence.start)
         return out
 

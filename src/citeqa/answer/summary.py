@@ -118,10 +118,13 @@ def pick(found: Sequence[Scored], kind: str) -> list[Scored]:
     return prose[-MAX_SENTENCES:] if kind == "abstract" else prose[:MAX_SENTENCES]
 
 
-def about_topic(index: Index, doc: str, question: str, texts: Sequence[str]) -> bool:
+def about_topic(index: Index, doc: str, question: str, texts: Sequence[str], others: Sequence[str] = ()) -> bool:
     """Whether the document is about what the question asks once the request words are set aside: its title,
     names and summary sentences hold at least half of the remaining terms' weight (IDF)."""
-    rest = [t for t in index_terms(question) if t not in _REQUEST]
+    # The names of the other documents the question names ("Compare TOWER and AALL1331") are theirs to hold.
+    theirs = {t for d in others if d != doc for t in index_terms(index.alias_text(d))}
+    mine = set(index_terms(index.alias_text(doc)))
+    rest = [t for t in index_terms(question) if t not in _REQUEST and (t in mine or t not in theirs)]
     if not rest:
         return True
     have = set(index_terms(" ".join([index.meta(doc).title, index.alias_text(doc), *texts])))
