@@ -168,6 +168,30 @@ def assistant(seed_index: tuple[Any, Any]) -> Any:
     return Assistant(index, settings)
 
 
+@pytest.fixture
+def library(tmp_path: Path) -> Callable[[dict[str, str]], tuple[Any, Any]]:
+    """``library({"name.txt": text, ...})``: ``(index, assistant)``, the real index of those documents written
+    to a temp folder, and the real extractive Assistant over it."""
+    from citeqa import Assistant, Index, Settings
+
+    def build(files: dict[str, str]) -> tuple[Any, Any]:
+        docs = tmp_path / "docs"
+        docs.mkdir(exist_ok=True)
+        for name, text in files.items():
+            (docs / name).write_text(text, encoding="utf-8")
+        settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
+        index = Index.build([docs], settings)
+        return index, Assistant(index, settings)
+
+    return build
+
+
+def assert_quotes_exact(index: Any, answer: Any) -> None:
+    """Every citation quotes the document's text at its span."""
+    for c in answer.citations:
+        assert c.quote == index.quote(c.doc, c.start, c.end)
+
+
 # --- eval fixtures ---------------------------------------------------------------------------------
 # A scripted fake answerer for tests/test_evaluate.py: the real Assistant is not needed to test scoring.
 

@@ -4,12 +4,15 @@ stop stays prose. The end-to-end test builds a real index and asks the real answ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from citeqa.config import Settings
 from citeqa.ingest import parse_document
 from citeqa.ingest.structure import parse_structure
 from citeqa.ingest.tables import table_rows
+from conftest import assert_quotes_exact
 
 REPORT = """A Randomized Trial of Early Mobilisation after Hip Fracture Surgery
 
@@ -84,15 +87,8 @@ def test_prose_with_two_spaces_after_a_full_stop_is_not_a_table() -> None:
     assert parse_structure(listing).tables == []
 
 
-def test_answer_quotes_the_row_of_a_space_aligned_table(tmp_path: Path) -> None:
-    from citeqa import Assistant, Index
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "report.txt").write_text(REPORT, encoding="utf-8")
-    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
-    index = Index.build([docs], settings)
-    ans = Assistant(index, settings).ask("How many patients had a pressure ulcer in each group?")
+def test_answer_quotes_the_row_of_a_space_aligned_table(library: Callable[..., Any]) -> None:
+    index, bot = library({"report.txt": REPORT})
+    ans = bot.ask("How many patients had a pressure ulcer in each group?")
     assert not ans.refused and "12 (2.0)" in ans.text and "21 (3.5)" in ans.text
-    for c in ans.citations:
-        assert c.quote == index.quote(c.doc, c.start, c.end)
+    assert_quotes_exact(index, ans)

@@ -4,13 +4,16 @@ quotes, and the real answerer finds figures in them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from citeqa.config import Settings
 from citeqa.ingest import parse_document
 from citeqa.ingest.loaders import html_to_text
+from conftest import assert_quotes_exact
 
 REVIEW = """---
 title: "CAR-T cell therapy in relapsed B-ALL: a narrative review"
@@ -215,18 +218,11 @@ def test_plain_text_bullets_short_headings_and_run_in_section_names(tmp_path: Pa
     assert next(u.section for u in pd.units if "246 patients" in u.text).endswith("Study design")
 
 
-def test_answer_from_bullets_quotes_each_once(tmp_path: Path) -> None:
-    from citeqa import Assistant, Index
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "release.txt").write_text(PLAIN_RELEASE, encoding="utf-8")
-    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
-    index = Index.build([docs], settings)
-    ans = Assistant(index, settings).ask("Did orvatinib improve remission compared with placebo?")
+def test_answer_from_bullets_quotes_each_once(library: Callable[..., Any]) -> None:
+    index, bot = library({"release.txt": PLAIN_RELEASE})
+    ans = bot.ask("Did orvatinib improve remission compared with placebo?")
     assert not ans.refused and ans.text.count("Endoscopic improvement") <= 1
-    for c in ans.citations:
-        assert c.quote == index.quote(c.doc, c.start, c.end)
+    assert_quotes_exact(index, ans)
 
 
 def test_html_table_with_spanning_cells_and_group_rows(tmp_path: Path) -> None:

@@ -4,10 +4,11 @@ real news page; a document that is not about the question's subject is not summa
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from citeqa.answer.summary import asks_summary
+from conftest import assert_quotes_exact
 
 TRIAL = "003_19084b4463aafb5f.txt"
 NEWS = """<!doctype html><html><head><title>Weekly injection cuts heart attacks | Health Desk</title></head><body>
@@ -45,19 +46,12 @@ def test_conclusion_of_an_unnamed_study_found_by_its_subject(assistant: Any) -> 
     assert not ans.refused and "infants" in ans.text and "safe" in ans.text
 
 
-def test_a_news_page_is_summarised_by_its_headline_finding(tmp_path: Path) -> None:
-    from citeqa import Assistant, Index, Settings
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "news.html").write_text(NEWS, encoding="utf-8")
-    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
-    index = Index.build([docs], settings)
-    ans = Assistant(index, settings).ask("Summarize the semaglutide article.")
+def test_a_news_page_is_summarised_by_its_headline_finding(library: Callable[..., Any]) -> None:
+    index, bot = library({"news.html": NEWS})
+    ans = bot.ask("Summarize the semaglutide article.")
     assert not ans.refused and "reduced the risk of heart attack" in ans.text
     assert "Natarajan" not in ans.text  # a byline is never evidence
-    for c in ans.citations:
-        assert c.quote == index.quote(c.doc, c.start, c.end)
+    assert_quotes_exact(index, ans)
 
 
 def test_no_summary_of_a_document_about_something_else(assistant: Any) -> None:
@@ -71,21 +65,15 @@ def test_compare_two_named_studies_quotes_each(assistant: Any) -> None:
     assert {c.doc for c in ans.citations} >= {TRIAL, "001_f5e58083e22ab1c9.txt"}
 
 
-def test_inline_conclusions_label_of_a_one_paragraph_abstract(tmp_path: Path) -> None:
-    from citeqa import Assistant, Index, Settings
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "abstract.txt").write_text(
+def test_inline_conclusions_label_of_a_one_paragraph_abstract(library: Callable[..., Any]) -> None:
+    _, bot = library({"abstract.txt": (
         "Does early feeding shorten hospital stay after bowel surgery?\n\n"
         "BACKGROUND: Feeding after bowel surgery is often delayed for several days. METHODS: We randomly assigned "
         "212 adults to oral feeding within 24 hours or after the return of bowel function. RESULTS: Median stay "
         "was 5 days with early feeding and 7 days with delayed feeding (P<0.001). Vomiting was more frequent with "
         "early feeding (18% vs 11%). CONCLUSIONS: Early oral feeding shortened hospital stay by two days without "
-        "more complications. Nausea should be watched for in the first days.\n", encoding="utf-8")
-    settings = Settings(index_dir=tmp_path / "index", seeds_dir=docs)
-    index = Index.build([docs], settings)
-    ans = Assistant(index, settings).ask("Summarize the study on early feeding after bowel surgery.")
+        "more complications. Nausea should be watched for in the first days.\n")})
+    ans = bot.ask("Summarize the study on early feeding after bowel surgery.")
     assert not ans.refused and "shortened hospital stay by two days" in ans.text
 
 
