@@ -26,9 +26,11 @@ adults with obesity and heart disease, according to results of the SELECT trial.
 def test_summary_requests_are_recognised() -> None:
     for q in ("What was the main finding of the TOWER trial?", "Summarize the NCI blog post.",
               "What is the take-home message of the ASH piece?", "What did the authors conclude about infants?",
-              "What are the key results?"):
+              "What are the key results?", "What is the NCI blog post about?"):
         assert asks_summary(q), q
     for q in ("What was the median overall survival in TOWER?", "What did the authors measure?",
+              "What was the primary outcome of the trial?", "What was the main outcome measure?",
+              "What is known about the safety of blinatumomab?",
               "Which findings were significant?"):
         assert not asks_summary(q), q
 

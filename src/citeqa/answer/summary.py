@@ -24,11 +24,12 @@ from citeqa.ingest.structure import CAPTION
 from citeqa.textutil import index_terms
 from citeqa.types import Passage, Unit
 
+# ("primary outcome" and "what is known about X" ask for a detail, not the document's conclusion.)
 _ASKS = re.compile(
     r"\b(summari[sz]e|summary of|sum up|overview of|gist|tl;?dr|in a nutshell|take[- ]?home|bottom line|"
-    r"(?:key|main|major|principal|primary|overall|central) (?:message|point|finding|result|conclusion|takeaway|"
-    r"take-away|outcome|lesson)s?|conclusions? (?:of|from)|what (?:did|do|does) (?:\w+ ){0,6}(?:conclude|find|show)|"
-    r"what (?:is|was) (?:\w+ ){0,5}about|what (?:are|were) (?:\w+ ){0,4}(?:findings|conclusions))\b",
+    r"(?:key|main|major|principal|overall|central) (?:message|point|finding|result|conclusion|takeaway|"
+    r"take-away|lesson)s?|conclusions? (?:of|from)|what (?:did|do|does) (?:\w+ ){0,6}(?:conclude|find|show)|"
+    r"what (?:is|was) (?:\w+ ){0,5}about(?=\W*$)|what (?:are|were) (?:\w+ ){0,4}(?:findings|conclusions))\b",
     re.I,
 )
 # Words of the request itself, dropped before checking that a document is about the rest.
