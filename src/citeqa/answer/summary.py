@@ -3,8 +3,9 @@
 
 Such a question shares no words with the sentences that answer it, so the evidence model, which learned
 what answers a question from the words and figures they share, ranks consent statements and table rows
-above the conclusion. A paper states its conclusion where scholarly writing puts it: a Conclusions (or
-Summary, Interpretation) section, else the end of its abstract; a news report leads with it. The answer
+above the conclusion. A paper states its conclusion where scholarly writing puts it: after a "CONCLUSIONS:"
+label, in a Conclusions (or Summary, Interpretation) section, else at the end of its abstract; a news report
+leads with it. The answer
 quotes those sentences of the document the question names, or, when it names none, of the document the
 evidence points to, provided that document is about what the question asks (its title and those
 sentences hold most of the question's remaining words).
