@@ -288,7 +288,7 @@ class Assistant:
                     title = self.index.meta(doc).title
                     hq = ev.make_query(self.index, title, "", self.retriever.embed_query(title))
                     best = ev.score(self.index, hq, ev.candidates(self.index, passages), self.evidence_model)
-                    take = summary.pick(ev.select(hq, best, summary.MAX_SENTENCES), "conclusion")
+                    take = summary.pick(ev.select(hq, summary.sentences(best), summary.MAX_SENTENCES), "conclusion")
                 else:
                     scored_here = ev.score(self.index, q, ev.candidates(self.index, passages), self.evidence_model)
                     take = summary.pick(scored_here, kind)

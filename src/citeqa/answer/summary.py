@@ -96,8 +96,10 @@ def summary_units(index: Index, doc: str) -> list[tuple[list[Unit], str]]:
     found = _prose(units, "abstract")
     if found:
         out.append(([u for u in found if u.section == found[-1].section][-1:], "abstract"))
-    body = [u for u in units if u.kind != "row" and u.sentences and F.section_role(u.section) not in ("front", "back")
-            and not CAPTION.match(u.section.rsplit(" > ", 1)[-1])]
+    prose = [u for u in units if u.kind != "row" and u.sentences and F.section_role(u.section) != "back"
+             and not CAPTION.match(u.section.rsplit(" > ", 1)[-1])]
+    # Text before the first heading is front matter, unless the document has no headings at all.
+    body = [u for u in prose if F.section_role(u.section) != "front"] or prose
     out.append((body[:MAX_BODY_UNITS], "body"))
     return out
 
@@ -108,12 +110,18 @@ def passages(index: Index, units: Sequence[Unit]) -> list[Passage]:
     return [Passage(u, title, index.quote(u.doc, u.start, u.end), 1.0, k + 1) for k, u in enumerate(units)]
 
 
+def sentences(found: Sequence[Scored]) -> list[Scored]:
+    """Whole sentences of prose among scored candidates (not a row, a title line, an e-mail line or a
+    footnote), in their order."""
+    return [s for s in found if not s.cand.is_row and len(s.cand.text.split()) >= MIN_WORDS
+            and s.cand.text.rstrip().endswith((".", ")"))]
+
+
 def pick(found: Sequence[Scored], kind: str) -> list[Scored]:
     """The concluding sentences among the scored summary candidates: whole sentences of prose (a PDF's
     abstract may end in an e-mail line or a footnote), the first ones of a Conclusions section or a report's
     best, the last ones of an abstract."""
-    prose = sorted((s for s in found if s.cand.is_row is False and len(s.cand.text.split()) >= MIN_WORDS
-                    and s.cand.text.rstrip().endswith((".", ")"))), key=lambda s: s.cand.sentence.start)
+    prose = sorted(sentences(found), key=lambda s: s.cand.sentence.start)
     if kind == "inline":
         at = next((k for k, s in enumerate(prose) if INLINE_CONCLUSION.match(s.cand.text)), len(prose))
         return prose[at : at + MAX_SENTENCES]
