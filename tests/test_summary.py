@@ -41,6 +41,9 @@ def test_main_finding_is_the_conclusion_of_the_named_trial(assistant: Any) -> No
         assert not ans.refused, q
         assert ans.citations[0].doc == TRIAL and "significantly longer overall survival" in ans.citations[0].quote, q
         assert ans.citations[0].section.endswith("CONCLUSIONS")
+        # The passage it quotes is shown first, though retrieval did not bring it.
+        first = ans.passages[0]
+        assert first["doc"] == TRIAL and first["start"] <= ans.citations[0].start < first["end"]
 
 
 def test_conclusion_of_an_unnamed_study_found_by_its_subject(assistant: Any) -> None:

@@ -438,7 +438,11 @@ class Assistant:
             return 1 / (5 + k) + 1 / (5 + ev_rank.get(r.pool[k].unit.id, len(r.pool)))
 
         ranked = sorted(range(len(r.pool)), key=lambda k: -fused(k))
-        order = [p for p in r.pool if quoted(p)] + [r.pool[k] for k in ranked]
+        # Evidence read from outside the retrieved pool (a document's conclusion for a summary question).
+        ids = {p.unit.id for p in r.pool}
+        outside = summary.passages(self.index, list({s.cand.unit.id: s.cand.unit for s in j.picked
+                                                      if s.cand.unit.id not in ids}.values()))
+        order = [p for p in [*r.pool, *outside] if quoted(p)] + [r.pool[k] for k in ranked]
         first: dict[int, Passage] = {}
         for p in order:
             first.setdefault(p.unit.id, p)

@@ -106,8 +106,8 @@ def summary_units(index: Index, doc: str) -> list[tuple[list[Unit], str]]:
 
 def passages(index: Index, units: Sequence[Unit]) -> list[Passage]:
     """Units as passages, so the evidence pipeline can score and cite them."""
-    title = index.meta(units[0].doc).title if units else ""
-    return [Passage(u, title, index.quote(u.doc, u.start, u.end), 1.0, k + 1) for k, u in enumerate(units)]
+    return [Passage(u, index.meta(u.doc).title, index.quote(u.doc, u.start, u.end), 1.0, k + 1)
+            for k, u in enumerate(units)]
 
 
 def sentences(found: Sequence[Scored]) -> list[Scored]:
