@@ -5,10 +5,9 @@ Such a question shares no words with the sentences that answer it, so the eviden
 what answers a question from the words and figures they share, ranks consent statements and table rows
 above the conclusion. A paper states its conclusion where scholarly writing puts it: after a "CONCLUSIONS:"
 label, in a Conclusions (or Summary, Interpretation) section, else at the end of its abstract; a news report
-leads with it. The answer
-quotes those sentences of the document the question names, or, when it names none, of the document the
-evidence points to, provided that document is about what the question asks (its title and those
-sentences hold most of the question's remaining words).
+leads with it. The answer quotes those sentences of the document the question names, or, when it names none,
+of the document the evidence points to, provided that document is about what the question asks (its title
+and those sentences hold most of the question's remaining words).
 
 The phrases below are English ways of asking for a summary, not any corpus's vocabulary.
 """
@@ -68,8 +67,8 @@ def names_only(index: Index, question: str, named: frozenset[str]) -> bool:
     return bool(rest) and all(t in names for t in rest)
 
 
-def _prose(units: Sequence[Unit], role: str) -> list[Unit]:
-    return [u for u in units if u.kind != "row" and u.sentences and F.section_role(u.section) == role]
+def _in_role(units: Sequence[Unit], role: str) -> list[Unit]:
+    return [u for u in units if F.section_role(u.section) == role]
 
 
 def summary_units(index: Index, doc: str) -> list[tuple[list[Unit], str]]:
@@ -77,27 +76,28 @@ def summary_units(index: Index, doc: str) -> list[tuple[list[Unit], str]]:
     inside a paragraph ("inline", from the label), its Conclusions section ("conclusion", from the start), its
     abstract's last paragraph ("abstract", from the end), its body text ("body": a news report or a press
     release, whose headline says what it reports)."""
-    units = index.doc_units(doc)
+    every = index.doc_units(doc)
+    units = [u for u in every if u.kind != "row" and u.sentences]  # prose; a table row states no conclusion
     out: list[tuple[list[Unit], str]] = []
     # A structured abstract written as one paragraph, or a Science summary: "CONCLUSIONS: ..." inline.
-    labelled = [u for u in units if u.kind != "row" and any(INLINE_CONCLUSION.match(s.text) for s in u.sentences)]
+    labelled = [u for u in units if any(INLINE_CONCLUSION.match(s.text) for s in u.sentences)]
     if labelled:
         out.append((labelled[:1], "inline"))
     # Not a "Reporting summary" checklist under Methods, nor a summary in the back matter.
-    found = [u for u in _prose(units, "conclusion")
+    found = [u for u in _in_role(units, "conclusion")
              if F.section_role(u.section.split(" > ")[0]) not in ("methods", "back")]
     if found:
         same = [u for u in found if u.section == found[0].section]
         if _SUMMARY_HEADING.search(same[0].section.rsplit(" > ", 1)[-1]) and same[0].start < EARLY * max(
-                u.end for u in units):
+                u.end for u in every):
             out.append((same[-1:], "abstract"))  # a Summary that opens the paper is its abstract
         else:
             out.append((same, "conclusion"))
-    found = _prose(units, "abstract")
+    found = _in_role(units, "abstract")
     if found:
         out.append(([u for u in found if u.section == found[-1].section][-1:], "abstract"))
-    prose = [u for u in units if u.kind != "row" and u.sentences and F.section_role(u.section) != "back"
-             and not CAPTION.match(u.section.rsplit(" > ", 1)[-1])]
+    prose = [u for u in units
+             if F.section_role(u.section) != "back" and not CAPTION.match(u.section.rsplit(" > ", 1)[-1])]
     # Text before the first heading is front matter, unless the document has no headings at all.
     body = [u for u in prose if F.section_role(u.section) != "front"] or prose
     out.append((body[:MAX_BODY_UNITS], "body"))

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 _CELL = re.compile(r"\S+(?: \S+)*")  # text with single spaces inside: two or more spaces end a cell
 _MAX_WIDTH = 200  # wider lines are prose, not a fixed-width table
-MIN_LINES = 3
-_MAX_WORDS = 6  # a value cell longer than this is prose  # a heading line and two rows
+MIN_LINES = 3  # a heading line and two rows
+_MAX_WORDS = 6  # a value cell longer than this is prose
 
 Span = tuple[int, int]
 

@@ -74,8 +74,10 @@ def table_rows(table: Table) -> list[Row]:
         header = [c[2] for c in _cells(table.rows[0], table.columns)]
         body = table.rows[1:]
         a, b = _span(table.rows[0])
+    # Each body row's cells, read once (cleaning every cell is the costly part).
+    cells_of = {ln.start: _cells(ln, table.columns) for ln in body}
     # Columns some row fills: the last non-empty cell of each row (rows end in empty cells too).
-    width = max((max((k + 1 for k, c in enumerate(_cells(ln, table.columns)) if c[2]), default=0) for ln in body),
+    width = max((max((k + 1 for k, c in enumerate(cells_of[ln.start]) if c[2]), default=0) for ln in body),
                 default=len(header))
     while len(header) > max(1, width) and not header[-1]:
         header.pop()  # trailing empty cells no row fills are layout (a spanning heading's are columns)
@@ -85,7 +87,7 @@ def table_rows(table: Table) -> list[Row]:
         filled.append(h or (filled[-1] if filled else ""))
     unit_note = ""
     while body:
-        sub = [c[2] for c in _cells(body[0], table.columns)]
+        sub = [c[2] for c in cells_of[body[0].start]]
         if sub and not sub[0] and any(sub[1:]):
             nonempty = [s for s in sub[1:] if s]
             if len(nonempty) == 1:
@@ -107,7 +109,7 @@ def table_rows(table: Table) -> list[Row]:
     for ln in body:
         if not ln.stripped:
             continue
-        cells = _cells(ln, table.columns)
+        cells = cells_of[ln.start]
         label = cells[0][2]
         values = [c[2] for c in cells[1:]]
         a, b = _span(ln)
