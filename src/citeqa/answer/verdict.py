@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 _NEG = re.compile(r"\b(no|not|none|neither|nor|without|never|cannot|fail(?:ed|s)?|lack(?:ed|s|ing)?|unable|"
-                  r"non-?significant|insignificant|absence)\b|n['’]t\b", re.I)
+                  r"non-?significant|insignificant|absence|(?:recommend|suggest|advise|argue)[sd]?(?:ed)? against)\b|"
+                  r"n['’]t\b", re.I)
 # Negation words that negate nothing (NegEx's "pseudo-negations", Chapman et al. 2001): "whether or not it is
 # clinically apparent", "not only ... but", "gram-negative"), and a negation word inside a hyphenated
 # compound, which names a thing ("the point-of-no-return", "a no-reflow phenomenon").
@@ -48,10 +49,16 @@ def verdict_evidence(items: Sequence[tuple[str, str, str, int, float]], ratio: f
     if not items:
         return []
     lead = items[0]
-    concl = sorted((i for i, it in enumerate(items) if it[1] == lead[1] and it[2] == "conclusion"),
-                   key=lambda i: items[i][3])
+    concl = [i for i, it in enumerate(items) if it[1] == lead[1] and it[2] == "conclusion"]
+    if len(concl) > 3:
+        # A long concluding part (a guideline's summary of recommendations, a paper's conclusions
+        # section) states many things: the ones about the question, most probable first.
+        concl = [concl[0], *[i for i in concl[1:] if items[i][4] >= ratio * items[concl[0]][4]][:2]]
+    else:
+        # An abstract's conclusion is read whole, in reading order.
+        concl.sort(key=lambda i: items[i][3])
     if concl:
-        return concl[:3]
+        return concl
     return [0, *[i for i in range(1, len(items)) if items[i][1] == lead[1] and items[i][4] >= ratio * lead[4]][:2]]
 
 

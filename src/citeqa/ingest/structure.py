@@ -247,7 +247,9 @@ class _Sections:
                 and (self.abstract_seen or not self.unheaded)):
             self.abstract_seen.add(key)
             self.minor, self.abstract_paras = text, 0
-        elif is_major(text) or self._sibling(level):
+        elif is_major(text) or self._sibling(level) or (self.in_abstract and self.unheaded and not self.abstract_seen):
+            # An abstract written as one paragraph has no parts: the heading after it opens the body
+            # (a case report's "Case presentation").
             self.in_abstract = key == "ABSTRACT"
             self.abstract_seen = set()
             self.unheaded = 0
@@ -371,6 +373,24 @@ CAPTION = re.compile(r"^((?:(?:supplementary|extended data|supporting)\s+)?(?:fi
 CAPTION_START = re.compile(r"^(?i:" + CAPTION.pattern[1:] + r")(?=\s*$|\s*[.:|]|\s+[–—-]\s|\s+[A-Z])")
 
 
+def _over_text(line: str, nxt: str, headed: bool) -> bool:
+    """A short line right above a paragraph line far longer than itself is that paragraph's heading
+    ("Case presentation" over the case, a paragraph per line): a line wrapped inside a paragraph is about as
+    long as the next one. One or two words may be a name above its affiliation in the front matter, so they
+    count only once the document has shown a heading of its own (or when they are a section's usual name)."""
+    words = line.rstrip(":").split()
+    if not words or len(words) > 6 or len(line) > 60 or not line[0].isupper() or is_figure_label(line):
+        return False
+    if re.search(r"[.,;!?]$", line):
+        return False
+    listed = bool(re.match(r"[-•*▪]\s+\S", nxt))  # "Learning points" over its bullets
+    if not listed and (len(nxt) < max(60, 2.5 * len(line)) or not (nxt[0].isupper() or nxt[0].isdigit())):
+        return False
+    if len(words) <= 2 and not headed:
+        return is_major(line.rstrip(":")) or bool(_SHORT_HEADING.match(line.rstrip(":")))
+    return True
+
+
 def parse_structure(text: str, captions: bool = False) -> Structure:
     """``captions``: a paragraph starting "Figure 2"/"Table 1" is a caption, a section of its own
     (``RESULTS > Figure 2``) that the text around it does not run into (set for PDF text)."""
@@ -454,9 +474,13 @@ def parse_structure(text: str, captions: bool = False) -> Structure:
             i += 1
             continue
         h = heading_text(ln) if current is None else None
+        runs_into = current is None and not captions and i + 1 < len(lines) and _over_text(
+            ln.stripped, lines[i + 1].stripped, bool(sections.all))
         if h is not None and not _MD.match(ln.text) and i + 1 < len(lines) and lines[i + 1].stripped and not (
-                is_major(h) and h.isupper()):
+                is_major(h) and h.isupper()) and not runs_into:
             h = None  # a plain-text heading stands alone on its line, but "RESULTS" may run into its text
+        if h is None and runs_into:
+            h = " ".join(ln.stripped.rstrip(":").split())
         if h is not None:
             footnotes = None
             md = _MD.match(ln.text)
