@@ -242,3 +242,17 @@ def test_pseudo_negations_are_not_negations() -> None:
     # "no." is "number" in a table's headings, not a negation.
     row = "Delirium, no. (%) — Early mobilisation (N=603): 85 (14.1) — Usual care (N=601): 119 (19.8)"
     assert verdict_features("Did early mobilisation reduce delirium?", [row])[col] == 0
+
+
+def test_verdict_of_a_long_concluding_part_reads_its_sentences_about_the_question() -> None:
+    # A guideline's summary of recommendations: eight "conclusion" sentences, the sixth about the question.
+    recs = [(f"{k}. We recommend item {k}.", "g", "conclusion", 100 * k, p)
+            for k, p in ((6, 0.99), (4, 0.6), (1, 0.45), (2, 0.3), (3, 0.2), (5, 0.1))]
+    used = verdict_evidence(recs)
+    assert used[0] == 0 and all(recs[i][4] >= 0.5 * 0.99 for i in used)
+    # An abstract's short conclusion is read whole, in reading order.
+    short = [("Second.", "a", "conclusion", 200, 0.9), ("First.", "a", "conclusion", 100, 0.2)]
+    assert verdict_evidence(short) == [1, 0]
+    against = verdict_features("Should corticosteroids be used?", ["We suggest against routine use of corticosteroids."])
+    assert against[1] > 0  # "suggest against" negates; "protects against" does not
+    assert verdict_features("Does X help?", ["X protects against infection."])[1] == 0

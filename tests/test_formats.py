@@ -247,3 +247,37 @@ def test_html_table_with_spanning_cells_and_group_rows(tmp_path: Path) -> None:
     # "Table 2 shows …" is a sentence about a table, not its caption.
     assert chunks == ["Table 2 shows the main outcomes at one year.",
                       "Remission was defined as a Mayo score of 2 or less."]
+
+
+CASE_REPORT = """Severe hyponatraemia after starting a thiazide: a case report
+
+Helena Lindqvist
+Department of Medicine, Uppsala Region Health Research Centre, Uppsala, Sweden, and Karolinska Institutet
+
+Abstract
+Thiazide-induced hyponatraemia is common in older women. We describe an 82-year-old woman with a serum sodium of 109 mmol/L.
+
+Case presentation
+An 82-year-old woman was brought to the emergency department after a seizure at home. Ten days earlier her doctor had started hydrochlorothiazide 25 mg daily.
+
+Treatment
+Hydrochlorothiazide was stopped. She received a 100 mL bolus of 3% saline, which raised her sodium to 112 mmol/L at 2 hours.
+
+Learning points
+- Check serum sodium within 2 weeks of starting a thiazide in older patients.
+- Correct severe chronic hyponatraemia by no more than 8-10 mmol/L in 24 hours.
+"""
+
+
+def test_plain_text_headings_that_run_into_their_paragraph(tmp_path: Path) -> None:
+    (tmp_path / "case.txt").write_text(CASE_REPORT, encoding="utf-8")
+    pd = parse_document(tmp_path / "case.txt", {}, Settings())
+    # A short line over a paragraph line far longer than itself heads it; after a one-paragraph abstract the
+    # next heading opens the body rather than a part of the abstract.
+    section = {u.text.split(".")[0]: u.section for u in pd.units if u.kind == "chunk"}
+    assert section["Hydrochlorothiazide was stopped"] == "Case presentation > Treatment"
+    assert section["An 82-year-old woman was brought to the emergency department after a seizure at home"] == \
+        "Case presentation"
+    assert any(s.endswith("Learning points") for s in pd.sections)
+    # A name over its affiliation in the front matter is no heading.
+    assert not any("Helena" in s for s in pd.sections)

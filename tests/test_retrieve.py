@@ -72,3 +72,16 @@ def test_k_can_be_passed_per_call(retriever: HybridRetriever, files: dict[str, s
 def test_query_without_indexed_words_still_returns_dense_hits(retriever: HybridRetriever) -> None:
     docs = retriever.invoke("zzzz qqqq")
     assert len(docs) == 8  # BM25 finds nothing; dense search always answers
+
+
+def test_british_and_american_spellings_are_one_term() -> None:
+    from citeqa.textutil import index_terms, stem
+
+    for gb, us in (("randomised", "randomized"), ("tumours", "tumors"), ("haemoglobin", "hemoglobin"),
+                   ("paediatric", "pediatric"), ("oesophageal", "esophageal"), ("centre", "center"),
+                   ("programme", "program"), ("analysed", "analyzed"), ("behavioural", "behavioral"),
+                   ("anaemia", "anemia"), ("characterised", "characterized"), ("diarrhoea", "diarrhea")):
+        assert stem(gb) == stem(us), (gb, us)
+    # Words spelt -ise in American English too keep their family together.
+    assert stem("precise") == stem("precision") and stem("exercise") == stem("exercised")
+    assert index_terms("a randomised trial in paediatric centres") == index_terms("a randomized trial in pediatric centers")

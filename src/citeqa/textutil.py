@@ -48,9 +48,43 @@ def _stemmer():
         return light
 
 
+# British spellings read as American ones, so "randomised" meets "randomized" and "tumour" "tumor": questions
+# and documents often spell differently. Words that end in -ise in both spellings keep it.
+_ISE_KEEP = frozenset("""rise arise wise otherwise likewise clockwise precise concise excise incise circumcise exercise
+    advise devise revise supervise televise improvise surprise comprise enterprise reprise apprise promise premise
+    compromise demise expertise merchandise franchise paradise treatise anise raise praise bruise cruise chemise
+    mortise valise porpoise tortoise turquoise practise despise disguise noise poise""".split())
+_ISE = re.compile(r"^([a-z-]{2,}?)is(e|es|ed|ing|er|ers|ation|ations|ational|able)$")
+_OUR = re.compile(r"^([a-z-]{3,})our(s|ed|ing|able|ably|ite|ites|al|ally|less|ful)?$")
+_BRITISH = tuple((re.compile(p), r) for p, r in (
+    (r"haem", "hem"), (r"aemi", "emi"), (r"anaesth", "anesth"), (r"paed", "ped"), (r"aetiol", "etiol"),
+    (r"faec", "fec"), (r"gynaec", "gynec"), (r"caesar", "cesar"), (r"oesoph", "esoph"), (r"^oestr", "estr"),
+    (r"oedem", "edem"), (r"^foet", "fet"), (r"rrhoe", "rrhe"), (r"coeliac", "celiac"), (r"leucocyt", "leukocyt"),
+    (r"sulph", "sulf"), (r"programme", "program"), (r"ageing", "aging"), (r"^(de|of)fence", r"\1fense"),
+    (r"^licence", "license"), (r"^([a-z-]{2,})([tb])re(s)?$", r"\1\2er\3"),
+    (r"^([a-z-]{2,})([tb])red$", r"\1\2ered"),
+    (r"^([a-z-]{3,})logue(s)?$", r"\1log\2"), (r"^([a-z-]{2,})ys(e|ed|ing|er|ers)$", r"\1yz\2"),
+))
+
+
+def american(word: str) -> str:
+    """``word`` (lower case) in American spelling: "randomised" -> "randomized", "haemoglobin" -> "hemoglobin"."""
+    if len(word) < 5:
+        return word
+    m = _ISE.match(word)
+    if m and (m.group(1) + "ise").rsplit("-", 1)[-1] not in _ISE_KEEP:
+        word = f"{m.group(1)}iz{m.group(2)}"
+    m = _OUR.match(word)
+    if m:
+        word = f"{m.group(1)}or{m.group(2) or ''}"
+    for pat, rep in _BRITISH:
+        word = pat.sub(rep, word)
+    return word
+
+
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    s: str = _stemmer()(word)
+    s: str = _stemmer()(american(word))
     # Porter gives "stratifi" for "stratified" but "stratif" for "stratification" (also classify,
     # modify, identify, quantify...): join the two.
     return s[:-1] if s.endswith("ifi") else s
