@@ -256,3 +256,16 @@ def test_verdict_of_a_long_concluding_part_reads_its_sentences_about_the_questio
     against = verdict_features("Should corticosteroids be used?", ["We suggest against routine use of corticosteroids."])
     assert against[1] > 0  # "suggest against" negates; "protects against" does not
     assert verdict_features("Does X help?", ["X protects against infection."])[1] == 0
+
+
+def test_no_difference_answers_a_sameness_question_yes_and_an_effect_question_no() -> None:
+    same = verdict_features("Is home-based training as effective as centre-based training?",
+                            ["Centre-based and home-based programmes had similar effects."])
+    effect = verdict_features("Does X reduce Y?", ["X had similar effects to placebo."])
+    names = list(VERDICT_FEATURES)
+    assert same[names.index("lead_no_diff")] == -1 and effect[names.index("lead_no_diff")] == 1
+    # "Is X different from Y?" asks about a difference: "no difference" answers it no, as for an effect.
+    differ = verdict_features("Is gastric cancer different in Korea?", ["There was no difference."])
+    assert differ[names.index("lead_no_diff")] == 1 and differ[names.index("q_sameness")] == 0
+    # "did not differ" is the finding, not a negation of the answer, for a sameness question.
+    assert verdict_features("Were A and B equally effective?", ["A and B did not differ."])[names.index("lead_neg")] == 0

@@ -33,7 +33,7 @@ _NO_DIFF = re.compile(r"\b(no (?:significant |statistically significant )?(?:dif
                       r"did not (?:differ|change|improve|increase|decrease|reduce|affect|predict)|"
                       r"(?:not|non-?) ?(?:significantly )?(?:different|associated|related|correlated|predictive)|"
                       r"similar|comparable|equivalent|independent of)\b", re.I)
-_SAME_Q = re.compile(r"\b(same|similar|equal|equivalent|comparable|as (?:\w+ ){1,3}as|differ\w*|independent)\b",
+_SAME_Q = re.compile(r"\b(same|similar|equal(?:ly)?|equivalent|comparable|as (?:\w+ ){1,3}as|independent)\b",
                      re.I)
 _HEDGE = re.compile(r"\b(may|might|could|possibly|potentially|suggests?|appears?|seems?|likely|unclear|uncertain|"
                     r"further|warrant\w*|needed|limited|preliminary)\b", re.I)
@@ -68,18 +68,24 @@ def verdict_features(question: str, evidence: Sequence[str]) -> np.ndarray:
     ev = " ".join(evidence)
     lead = evidence[0] if evidence else ""
     q_neg = _negations(question)
+    same = bool(_SAME_Q.search(question))
+    # "No difference" answers "Does X reduce Y?" with no but "Is X as effective as Y?" with yes: for a
+    # question about sameness the finding counts with the opposite sign, and the negation inside it
+    # ("did not differ") is no negation of the answer, so one weight learned on either kind serves both.
+    sign = -1.0 if same else 1.0
+    neg_lead, neg_ev = (_negations(_NO_DIFF.sub(" ", t)) if same else _negations(t) for t in (lead, ev))
     dense = [
         float(q_neg > 0),
-        min(_negations(lead), 3) / 3,
-        min(_negations(ev), 5) / 5,
-        float(bool(_NO_DIFF.search(lead))),
-        float(bool(_NO_DIFF.search(ev))),
-        float(bool(_SAME_Q.search(question))),
-        float(bool(_SAME_Q.search(question)) and bool(_NO_DIFF.search(ev))),
+        min(neg_lead, 3) / 3,
+        min(neg_ev, 5) / 5,
+        sign * float(bool(_NO_DIFF.search(lead))),
+        sign * float(bool(_NO_DIFF.search(ev))),
+        float(same),
+        float(same and bool(_NO_DIFF.search(ev))),
         min(len(_HEDGE.findall(ev)), 4) / 4,
         min(len(_POSITIVE.findall(lead)), 4) / 4,
         min(len(_POSITIVE.findall(ev)), 6) / 6,
-        float(q_neg > 0 and _negations(lead) > 0),
+        float(q_neg > 0 and neg_lead > 0),
         1.0 if evidence else 0.0,
     ]
     return np.array(dense, dtype=np.float32)
