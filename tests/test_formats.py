@@ -281,3 +281,36 @@ def test_plain_text_headings_that_run_into_their_paragraph(tmp_path: Path) -> No
     assert any(s.endswith("Learning points") for s in pd.sections)
     # A name over its affiliation in the front matter is no heading.
     assert not any("Helena" in s for s in pd.sections)
+
+
+LABEL = """HIGHLIGHTS OF PRESCRIBING INFORMATION
+These highlights do not include all the information needed to use VELTRAZIN safely and effectively.
+
+2 DOSAGE AND ADMINISTRATION
+2.1 Recommended Dosage
+The recommended dosage of VELTRAZIN is 10 mg orally once daily, taken in the morning, with or without food.
+
+2.2 Dosage in Patients with Renal Impairment
+No dose adjustment is needed for patients with an eGFR of 25 mL/min/1.73 m2 or greater.
+
+8 USE IN SPECIFIC POPULATIONS
+8.1 Pregnancy
+Based on animal data showing adverse renal effects, VELTRAZIN is not recommended during pregnancy.
+
+References
+1. Smith J, Jones K. Sodium-glucose cotransporter 2 inhibitors in heart failure. N Engl J Med 2020; 383: 1413-24.
+"""
+
+
+def test_numbered_headings_of_a_drug_label_over_their_text(tmp_path: Path) -> None:
+    (tmp_path / "label.txt").write_text(LABEL, encoding="utf-8")
+    pd = parse_document(tmp_path / "label.txt", {}, Settings())
+    def section(words: str) -> str:
+        return next(u.section for u in pd.units if u.kind == "chunk" and words in u.text)
+
+    # "2 DOSAGE AND ADMINISTRATION" opens a section, "2.1 Recommended Dosage" right under it is its part.
+    assert section("recommended dosage") == "2 DOSAGE AND ADMINISTRATION > 2.1 Recommended Dosage"
+    assert section("No dose adjustment") == "2 DOSAGE AND ADMINISTRATION > 2.2 Dosage in Patients with Renal Impairment"
+    assert section("animal data") == "8 USE IN SPECIFIC POPULATIONS > 8.1 Pregnancy"
+    # A numbered reference is no heading: the reference list stays under "References".
+    assert section("Smith J") == "References"

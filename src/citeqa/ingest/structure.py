@@ -158,6 +158,8 @@ def is_major(text: str) -> bool:
     return t.upper() in MAJOR or bool(t[:1].isupper() or t[:1].isdigit()) and bool(MAJOR_HEADING.match(t))
 
 
+# A top-level numbered heading ("2 DOSAGE AND ADMINISTRATION", "3. Results"); "2.1 Recommended Dosage" is a part.
+_TOP_NUMBER = re.compile(r"^\d{1,2}\.?\s+[A-Z][^,.;:]*$")  # not a reference "2. Schwitalla, S. et al."
 # One- or two-word headings of a plain-text report besides the article's own sections (MAJOR_HEADING).
 _SHORT_HEADING = re.compile(r"^(?:about \S+|(?:study|trial) design|design|participants|patients|outcomes|safety|"
                             r"efficacy|key (?:points|findings))$", re.I)
@@ -247,7 +249,8 @@ class _Sections:
                 and (self.abstract_seen or not self.unheaded)):
             self.abstract_seen.add(key)
             self.minor, self.abstract_paras = text, 0
-        elif is_major(text) or self._sibling(level) or (self.in_abstract and self.unheaded and not self.abstract_seen):
+        elif (is_major(text) or self._sibling(level) or (self.in_abstract and self.unheaded and not self.abstract_seen)
+              or bool(_TOP_NUMBER.match(text))):
             # An abstract written as one paragraph has no parts: the heading after it opens the body
             # (a case report's "Case presentation").
             self.in_abstract = key == "ABSTRACT"
@@ -379,12 +382,17 @@ def _over_text(line: str, nxt: str, headed: bool) -> bool:
     long as the next one. One or two words may be a name above its affiliation in the front matter, so they
     count only once the document has shown a heading of its own (or when they are a section's usual name)."""
     words = line.rstrip(":").split()
-    if not words or len(words) > 6 or len(line) > 60 or not line[0].isupper() or is_figure_label(line):
+    numbered = bool(NUMBERED_HEADING.match(line))  # "2.2 Dosage in Patients with Renal Impairment"
+    if (not words or len(words) > (10 if numbered else 6) or len(line) > (80 if numbered else 60)
+            or not (line[0].isupper() or numbered) or is_figure_label(line)):
         return False
     if re.search(r"[.,;!?]$", line):
         return False
+    if numbered and NUMBERED_HEADING.match(nxt) and len(nxt) <= 80 and not nxt.endswith("."):
+        return True  # "2 DOSAGE AND ADMINISTRATION" right over "2.1 Recommended Dosage"
     listed = bool(re.match(r"[-•*▪]\s+\S", nxt))  # "Learning points" over its bullets
-    if not listed and (len(nxt) < max(60, 2.5 * len(line)) or not (nxt[0].isupper() or nxt[0].isdigit())):
+    if not listed and (len(nxt) < max(60, (1.5 if numbered else 2.5) * len(line))
+                       or not (nxt[0].isupper() or nxt[0].isdigit())):
         return False
     if len(words) <= 2 and not headed:
         return is_major(line.rstrip(":")) or bool(_SHORT_HEADING.match(line.rstrip(":")))
