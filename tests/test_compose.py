@@ -213,3 +213,34 @@ def test_two_picked_sentences_side_by_side_are_one_passage(seed_index: tuple[Ind
     assert len(cits) == 1 and len(parts) == 1, text
     assert (cits[0].start, cits[0].end) == (unit.sentences[pos].start, unit.sentences[pos + 1].end)
     assert text.count("59.3%") == 1 and text.startswith("At a median follow-up"), text
+
+
+GUIDELINE = """# Management of Community-Acquired Pneumonia in Adults: 2024 Guideline Update
+
+## Summary of recommendations
+
+1. We recommend that adults with suspected community-acquired pneumonia have a chest radiograph to confirm the diagnosis (strong recommendation, moderate-quality evidence).
+2. We recommend the CURB-65 score, together with clinical judgement, to decide the site of care (strong recommendation, moderate-quality evidence).
+3. For outpatients without comorbidities, we recommend amoxicillin 1 g three times daily as first-line therapy (strong recommendation, moderate-quality evidence).
+4. For hospitalised patients with non-severe pneumonia, we suggest a beta-lactam plus a macrolide (conditional recommendation, low-quality evidence).
+5. We recommend a total antibiotic duration of 5 days for patients who reach clinical stability by day 3 (strong recommendation, high-quality evidence).
+6. We suggest against routine use of corticosteroids in non-severe pneumonia (conditional recommendation, moderate-quality evidence).
+7. We suggest hydrocortisone 200 mg per day for patients with severe pneumonia admitted to intensive care (conditional recommendation, moderate-quality evidence).
+8. We recommend against routine follow-up chest imaging in patients whose symptoms have resolved within 6 weeks (strong recommendation, low-quality evidence).
+
+## Background
+
+Community-acquired pneumonia remains a leading cause of hospital admission and death among adults.
+"""
+
+
+def test_a_recommendation_is_quoted_alone_and_read_for_its_verdict(library: Any) -> None:
+    from conftest import assert_quotes_exact
+
+    index, bot = library({"guideline.md": GUIDELINE})
+    ans = bot.ask("Should corticosteroids be used in non-severe pneumonia?")
+    # The verdict is read from the recommendation about corticosteroids, not from the list's first items;
+    # "suggest against" is a no; the neighbouring items of the list are not quoted with it.
+    assert ans.verdict == "no" and "6. We suggest against routine use of corticosteroids" in ans.text
+    assert "5. We recommend" not in ans.text and "7. We suggest" not in ans.text and "1. We recommend" not in ans.text
+    assert_quotes_exact(index, ans)

@@ -23,7 +23,7 @@ from citeqa.answer import evidence as ev
 from citeqa.answer import features as F
 from citeqa.answer.provenance import primary_first
 from citeqa.answer.scorer import Model, load_model, model_path
-from citeqa.answer.verdict import verdict_evidence, verdict_features
+from citeqa.answer.verdict import long_conclusion, verdict_evidence, verdict_features
 from citeqa.config import Settings
 from citeqa.errors import LLMError, QuestionError
 from citeqa.index import Index
@@ -253,7 +253,10 @@ class Assistant:
             verdict = "unclear" if abs(p_yes - 0.5) < margin else ("yes" if p_yes >= 0.5 else "no")
             # The answer quotes what the verdict was read from (the conclusion) and nothing else: a
             # further item cited beside it overlapped the labelled evidence in 5% of pubmedqa-dev answers.
-            picked = [scored[i] for i in used[:2]] or picked[:1]
+            # Of a long concluding part, a second sentence is quoted only when it covers more of the question.
+            quoted = [scored[i] for i in used]
+            picked = (ev.select(q, quoted, 2, self.settings.evidence_ratio) if long_conclusion(items)
+                      else quoted[:2]) or picked[:1]
         fields = about.asked_fields(c.question)
         docs = tuple(sorted(q.named)) or ((scored[0].cand.unit.doc,) if scored else ())
         found = tuple((d, st) for d in docs if fields and (st := tuple(about.stated(self.index, d, fields))))

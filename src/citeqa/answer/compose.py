@@ -122,7 +122,8 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
             # reader needs, in the same passage and citation.
             floor = near_ratio * s.score if near_ratio > 0 else float("inf")
             before = _beside(index, unit, c.sentence, -1) if ante is None and frags[0][1] is c.sentence else None
-            if before is not None and _joins(near, picked_keys, absorbed, *before, floor) and not before[1].continues:
+            if before is not None and _joins(near, picked_keys, absorbed, *before, floor) and not before[1].continues \
+                    and not _items(before[1], c.sentence):
                 joined = f"{before[1].text.strip()} {c.sentence.text.strip()}"
                 frags[0] = (unit, Sentence(before[1].start, c.sentence.end, joined))
                 absorbed.add((unit.doc, before[1].start, before[1].end))
@@ -135,7 +136,7 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
             if nxt is None:
                 after = _beside(index, last_u, last, +1)
                 if after is not None and _joins(near, picked_keys, absorbed, *after, floor) \
-                        and not after[1].text[:1].islower():
+                        and not after[1].text[:1].islower() and not _items(last, after[1]):
                     nxt = after[1]
             if nxt is not None:
                 frags[-1] = (last_u, Sentence(last.start, nxt.end, f"{last.text.strip()} {nxt.text.strip()}"))
@@ -161,6 +162,15 @@ def compose(index: Index, picked: Sequence[Scored], corroborates: Mapping[tuple[
 _POINTS_BACK = re.compile(r"^\W*(?:[A-Z]\w*(?: \w+)?,\s+)?(?i:they|them|their|these|those|this|it|its|such|both|he|"
                           r"she|his|her)\b(?! (?:is|was) (?:\w+ )?(?:that|to|possible|likely|unclear|known|important|"
                           r"notable|worth)\b)")
+
+
+# A list item ("5. We recommend …", "- Check serum sodium …") states one thing of its own.
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-•*▪])\s+\S")
+
+
+def _items(a: Sentence, b: Sentence) -> bool:
+    """Two items of one list: each is quoted alone, however close the evidence model rates its neighbour."""
+    return bool(_LIST_ITEM.match(a.text) and _LIST_ITEM.match(b.text))
 
 
 def _antecedent(unit: Unit, c: Candidate) -> Sentence | None:

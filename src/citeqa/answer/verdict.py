@@ -41,6 +41,12 @@ _POSITIVE = re.compile(r"\b(significant(?:ly)?|improv\w*|effective|beneficial|as
                        r"reduc\w*|useful|superior|better|higher|lower|safe|feasible|support\w*|confirm\w*)\b", re.I)
 
 
+def long_conclusion(items: Sequence[tuple[str, str, str, int, float]]) -> bool:
+    """More than three concluding sentences of the lead's document among the candidates: not an abstract's
+    conclusion but a part that states many things (a guideline's recommendations)."""
+    return bool(items) and sum(it[1] == items[0][1] and it[2] == "conclusion" for it in items) > 3
+
+
 def verdict_evidence(items: Sequence[tuple[str, str, str, int, float]], ratio: float = 0.5) -> list[int]:
     """Which candidates a verdict is read from (indices into ``items``). ``items`` are candidates as
     (text, doc, section role, start, probability), most probable first. The lead's document answers;
@@ -50,7 +56,7 @@ def verdict_evidence(items: Sequence[tuple[str, str, str, int, float]], ratio: f
         return []
     lead = items[0]
     concl = [i for i, it in enumerate(items) if it[1] == lead[1] and it[2] == "conclusion"]
-    if len(concl) > 3:
+    if long_conclusion(items):
         # A long concluding part (a guideline's summary of recommendations, a paper's conclusions
         # section) states many things: the ones about the question, most probable first.
         concl = [concl[0], *[i for i in concl[1:] if items[i][4] >= ratio * items[concl[0]][4]][:2]]
