@@ -85,3 +85,15 @@ def test_british_and_american_spellings_are_one_term() -> None:
     # Words spelt -ise in American English too keep their family together.
     assert stem("precise") == stem("precision") and stem("exercise") == stem("exercised")
     assert index_terms("a randomised trial in paediatric centres") == index_terms("a randomized trial in pediatric centers")
+
+
+def test_a_derived_noun_meets_its_verb() -> None:
+    from citeqa.textutil import stem
+
+    for noun, verb in (("treatment", "treated"), ("admission", "admitted"), ("readmission", "readmitted"),
+                       ("recovery", "recovered"), ("dosage", "dose"), ("stability", "stable"),
+                       ("conclusion", "concluded"), ("prescription", "prescribed"), ("transmission", "transmitted"),
+                       ("percentage", "percent"), ("inclusion", "included")):
+        assert stem(noun) == stem(verb), (noun, verb)
+    # A stem keeps five letters: "basement" is no "base", "message" no "mess".
+    assert stem("basement") != stem("base") and stem("message") != stem("mess")

@@ -82,12 +82,28 @@ def american(word: str) -> str:
     return word
 
 
+# Derived nouns read as their verb or adjective, which Porter's stemmer leaves apart: "treatment" meets
+# "treated", "admission" "admitted", "recovery" "recover", "dosage" "dose", "stability" "stable",
+# "conclusion" "concluded". Rules on stems; a stem must keep five letters ("basement" stays). Checked over
+# the corpora's vocabulary: each merge joins one word family.
+_DERIVED = tuple((re.compile(p), r) for p, r in (
+    (r"^([a-z-]{5,})ment$", r"\1"), (r"(?<=[a-z]{2})miss$", "mit"), (r"script$", "scrib"),
+    (r"clus$", "clud"), (r"(?<=[a-z])abil$", "abl"), (r"(ov|iv)eri$", r"\1"), (r"sag$", "se"),
+    (r"^([a-z-]{5,})ag$", r"\1"),
+))
+
+
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     s: str = _stemmer()(american(word))
     # Porter gives "stratifi" for "stratified" but "stratif" for "stratification" (also classify,
     # modify, identify, quantify...): join the two.
-    return s[:-1] if s.endswith("ifi") else s
+    s = s[:-1] if s.endswith("ifi") else s
+    for pat, rep in _DERIVED:
+        d = pat.sub(rep, s)
+        if d != s:
+            return d
+    return s
 
 
 def tokens(text: str, parts: bool = False) -> list[str]:
