@@ -11,7 +11,7 @@ import pytest
 from citeqa.answer import features as F
 from citeqa.answer.evidence import TermCache, terms_of
 from citeqa.answer.scorer import MODELS_DIR, Model, ModelError, logistic_from_sklearn, trees_from_sklearn
-from citeqa.answer.verdict import VERDICT_FEATURES, verdict_evidence, verdict_features
+from citeqa.answer.verdict import VERDICT_FEATURES, unsettled, verdict_evidence, verdict_features
 from citeqa.textutil import index_terms
 
 
@@ -269,3 +269,18 @@ def test_no_difference_answers_a_sameness_question_yes_and_an_effect_question_no
     assert differ[names.index("lead_no_diff")] == 1 and differ[names.index("q_sameness")] == 0
     # "did not differ" is the finding, not a negation of the answer, for a sameness question.
     assert verdict_features("Were A and B equally effective?", ["A and B did not differ."])[names.index("lead_neg")] == 0
+
+
+def test_evidence_that_says_the_answer_is_unknown_gives_no_verdict(library: Any) -> None:
+    from conftest import assert_quotes_exact
+
+    review = ("# Exercise training in heart failure: a meta-analysis\n\n## Conclusions\n\n"
+              "Supervised exercise training improves exercise capacity and quality of life in heart failure. "
+              "Whether it reduces hospital admission remains uncertain.\n")
+    index, bot = library({"review.md": review})
+    ans = bot.ask("Does exercise training reduce hospital admission in heart failure?")
+    assert ans.verdict == "unclear" and ans.text.startswith("The sources do not give a clear answer.")
+    assert "remains uncertain" in ans.text
+    assert_quotes_exact(index, ans)
+    # A sentence stating uncertainty about something else does not make the answer unclear.
+    assert not unsettled("Does exercise improve quality of life?", ["The effect on admission remains uncertain."])

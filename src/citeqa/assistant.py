@@ -23,7 +23,7 @@ from citeqa.answer import evidence as ev
 from citeqa.answer import features as F
 from citeqa.answer.provenance import primary_first
 from citeqa.answer.scorer import Model, load_model, model_path
-from citeqa.answer.verdict import long_conclusion, verdict_evidence, verdict_features
+from citeqa.answer.verdict import long_conclusion, unsettled, verdict_evidence, verdict_features
 from citeqa.config import Settings
 from citeqa.errors import LLMError, QuestionError
 from citeqa.index import Index
@@ -251,6 +251,8 @@ class Assistant:
             p_yes = float(self.verdict_model.predict(verdict_features(c.question, [items[i][0] for i in used]))[0])
             margin = float((self.verdict_model.extra or {}).get("unclear_margin", 0.0))
             verdict = "unclear" if abs(p_yes - 0.5) < margin else ("yes" if p_yes >= 0.5 else "no")
+            if unsettled(c.question, [items[i][0] for i in used[:2]]):
+                verdict = "unclear"
             # The answer quotes what the verdict was read from (the conclusion) and nothing else: a
             # further item cited beside it overlapped the labelled evidence in 5% of pubmedqa-dev answers.
             # Of a long concluding part, a second sentence is quoted only when it covers more of the question.

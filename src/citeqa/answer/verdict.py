@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from citeqa.textutil import index_terms
+
 _NEG = re.compile(r"\b(no|not|none|neither|nor|without|never|cannot|fail(?:ed|s)?|lack(?:ed|s|ing)?|unable|"
                   r"non-?significant|insignificant|absence|(?:recommend|suggest|advise|argue)[sd]?(?:ed)? against)\b|"
                   r"n['’]t\b", re.I)
@@ -39,6 +41,29 @@ _HEDGE = re.compile(r"\b(may|might|could|possibly|potentially|suggests?|appears?
                     r"further|warrant\w*|needed|limited|preliminary)\b", re.I)
 _POSITIVE = re.compile(r"\b(significant(?:ly)?|improv\w*|effective|beneficial|associated with|predict\w*|increas\w*|"
                        r"reduc\w*|useful|superior|better|higher|lower|safe|feasible|support\w*|confirm\w*)\b", re.I)
+
+
+# The evidence says the answer is not known: "whether it reduces admission remains uncertain", "effects on
+# death could not be established". No labelled question teaches this (pubmedqa-dev holds yes and no only),
+# so it is read from these words, and only from a sentence about the question (half its terms).
+_UNSETTLED = re.compile(r"\b(remains? (?:uncertain|unclear|unknown|to be (?:determined|established|elucidated))|"
+                        r"(?:is|are|was|were) (?:still |yet )?(?:uncertain|unclear|unknown|inconclusive)|"
+                        r"could not be (?:established|determined|confirmed)|inconclusive|insufficient evidence|"
+                        r"not (?:yet )?(?:known|established))\b", re.I)
+
+
+def unsettled(question: str, evidence: Sequence[str]) -> bool:
+    """A sentence of the evidence states that the answer is not known: it names two of the question's terms
+    and, read with the evidence before it ("Exercise improves … Whether it reduces admission remains
+    uncertain."), half of them."""
+    asked = set(index_terms(question))
+    seen: set[str] = set()
+    for t in evidence:
+        own = asked & set(index_terms(t))
+        seen |= own
+        if _UNSETTLED.search(t) and len(own) >= min(2, len(asked)) and 2 * len(seen) >= len(asked):
+            return True
+    return False
 
 
 def long_conclusion(items: Sequence[tuple[str, str, str, int, float]]) -> bool:
