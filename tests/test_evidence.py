@@ -171,8 +171,8 @@ def test_shipped_models_match_the_features_computed() -> None:
 
 
 def test_verdict_reads_the_lead_and_its_documents_conclusion() -> None:
-    items = [("X lowered pressure.", "a", "results", 50, 0.9), ("Unrelated.", "b", "conclusion", 10, 0.8),
-             ("X is effective.", "a", "conclusion", 90, 0.2), ("Background on X.", "a", "intro", 0, 0.1)]
+    items = [("X lowered pressure.", "a", "results", 50, 0.9, ""), ("Unrelated.", "b", "conclusion", 10, 0.8, ""),
+             ("X is effective.", "a", "conclusion", 90, 0.2, ""), ("Background on X.", "a", "intro", 0, 0.1, "")]
     assert verdict_evidence(items) == [2]  # the lead's document concludes: "X is effective."
     no_concl = [it for it in items if it[2] != "conclusion"]
     assert verdict_evidence(no_concl) == [0]
@@ -246,13 +246,18 @@ def test_pseudo_negations_are_not_negations() -> None:
 
 def test_verdict_of_a_long_concluding_part_reads_its_sentences_about_the_question() -> None:
     # A guideline's summary of recommendations: eight "conclusion" sentences, the sixth about the question.
-    recs = [(f"{k}. We recommend item {k}.", "g", "conclusion", 100 * k, p)
+    recs = [(f"{k}. We recommend item {k}.", "g", "conclusion", 100 * k, p, "Summary")
             for k, p in ((6, 0.99), (4, 0.6), (1, 0.45), (2, 0.3), (3, 0.2), (5, 0.1))]
     used = verdict_evidence(recs)
     assert used[0] == 0 and all(recs[i][4] >= 0.5 * 0.99 for i in used)
     # An abstract's short conclusion is read whole, in reading order.
-    short = [("Second.", "a", "conclusion", 200, 0.9), ("First.", "a", "conclusion", 100, 0.2)]
+    short = [("Second.", "a", "conclusion", 200, 0.9, ""), ("First.", "a", "conclusion", 100, 0.2, "")]
     assert verdict_evidence(short) == [1, 0]
+    # A file of conference abstracts: the lead's own abstract concludes, not the one before it.
+    abstracts = [("Stockings: methods.", "f", "methods", 900, 0.9, "Abstract 103"),
+                 ("Apixaban was not superior.", "f", "conclusion", 300, 0.5, "Abstract 101"),
+                 ("Stockings were not associated with less PTS.", "f", "conclusion", 1000, 0.3, "Abstract 103")]
+    assert verdict_evidence(abstracts) == [2]
     against = verdict_features("Should corticosteroids be used?", ["We suggest against routine use of corticosteroids."])
     assert against[1] > 0  # "suggest against" negates; "protects against" does not
     assert verdict_features("Does X help?", ["X protects against infection."])[1] == 0

@@ -314,3 +314,12 @@ def test_numbered_headings_of_a_drug_label_over_their_text(tmp_path: Path) -> No
     assert section("animal data") == "8 USE IN SPECIFIC POPULATIONS > 8.1 Pregnancy"
     # A numbered reference is no heading: the reference list stays under "References".
     assert section("Smith J") == "References"
+
+
+def test_markdown_bold_inline_labels_give_their_sections_roles() -> None:
+    from citeqa.answer import features as F
+
+    text = "## Abstract 103: Stockings\n\n**Conclusions:** Stockings were not associated with a lower risk.\n"
+    start = text.index("Stockings were")
+    assert F.inline_label(text, start) == "Conclusions" and F.section_role(F.inline_label(text, start)) == "conclusion"
+    assert F.inline_label("*Methods*: We randomised 842 patients.", 12) == "Methods"

@@ -88,3 +88,34 @@ def test_a_finding_on_a_named_topic_is_not_answered_with_the_conclusion(assistan
     ans = assistant.ask("What did the TOWER trial find about neurologic events?")
     assert not ans.refused and "eurologic" in ans.text
     assert not any("significantly longer overall survival" in c.quote for c in ans.citations)
+
+
+ABSTRACTS = """# Selected Abstracts
+
+## Abstract 101: Apixaban versus warfarin after valve replacement (ATLAS-TAVR)
+
+**Methods:** We randomised 842 patients with atrial fibrillation after valve replacement to apixaban or warfarin.
+
+**Results:** Major bleeding occurred in 6.1% and 9.8% (hazard ratio 0.61; 95% CI 0.38 to 0.97).
+
+**Conclusions:** Apixaban was not superior to warfarin for net adverse clinical events but caused less major bleeding.
+
+## Abstract 103: Compression stockings after deep vein thrombosis (STOCK-REG)
+
+**Background:** Whether compression stockings prevent post-thrombotic syndrome is debated.
+
+**Methods:** In a national registry of 5,620 patients with proximal deep vein thrombosis, we compared patients who wore stockings with those who did not.
+
+**Conclusions:** Compression stockings were not associated with a lower risk of post-thrombotic syndrome.
+"""
+
+
+def test_a_file_of_abstracts_answers_from_the_abstract_asked_about(library: Any) -> None:
+    index, bot = library({"abstracts.md": ABSTRACTS})
+    found = bot.ask("What was the main finding of ATLAS-TAVR?")
+    assert "Apixaban was not superior to warfarin" in found.text and "stockings" not in found.text
+    # The verdict is read from the conclusion of the stockings abstract, not from the first one in the file.
+    yn = bot.ask("Do compression stockings prevent post-thrombotic syndrome?")
+    assert yn.verdict == "no" and "Compression stockings were not associated" in yn.text and "Apixaban" not in yn.text
+    assert_quotes_exact(index, found)
+    assert_quotes_exact(index, yn)

@@ -246,7 +246,8 @@ class Assistant:
         refused = p_ans < self.refusal_threshold or not picked
         verdict, p_yes = "", 0.5
         if q.yes_no and not refused:
-            items = [(s.cand.text, s.cand.unit.doc, s.role, s.cand.sentence.start, s.score) for s in scored]
+            items = [(s.cand.text, s.cand.unit.doc, s.role, s.cand.sentence.start, s.score, s.cand.unit.section)
+                     for s in scored]
             used = verdict_evidence(items, self.settings.evidence_ratio)
             p_yes = float(self.verdict_model.predict(verdict_features(c.question, [items[i][0] for i in used]))[0])
             margin = float((self.verdict_model.extra or {}).get("unclear_margin", 0.0))
@@ -286,7 +287,8 @@ class Assistant:
         out: list[ev.Scored] = []
         for doc in docs:
             take: list[ev.Scored] = []
-            for units, kind in summary.summary_units(self.index, doc):
+            part = next((s.cand.unit.section for s in scored if s.cand.unit.doc == doc), "")
+            for units, kind in summary.summary_units(self.index, doc, part):
                 passages = summary.passages(self.index, units)
                 if kind == "body":
                     # No conclusion or abstract: the sentences that best bear out the headline.
@@ -299,7 +301,9 @@ class Assistant:
                     take = summary.pick(scored_here, kind)
                 if take:
                     break
-            if take and summary.about_topic(self.index, doc, question, [s.cand.text for s in take], docs):
+            # The heading of the part a conclusion stands in names what it is about ("Abstract 101: … (ATLAS-TAVR)").
+            said = [s.cand.text for s in take] + sorted({s.cand.unit.section for s in take})
+            if take and summary.about_topic(self.index, doc, question, said, docs):
                 out += sorted(take, key=lambda s: s.cand.sentence.start)
         return out
 

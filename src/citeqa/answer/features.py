@@ -112,7 +112,8 @@ _ROLE_PATTERNS = [
 
 
 # Structured abstracts and plain-text articles label paragraphs inline ("CONCLUSIONS: ...", "Abstract: ...").
-INLINE_LABEL = re.compile(r"([A-Z][A-Za-z]*(?:[ /&-]+[A-Za-z]+){0,4})\s*:\s")
+# Markdown may set the label in bold or italics ("**Conclusions:**", "*Methods*:").
+INLINE_LABEL = re.compile(r"[*_]{0,2}([A-Z][A-Za-z]*(?:[ /&-]+[A-Za-z]+){0,4})\s*(?::[*_]{0,2}|[*_]{1,2}:)\s")
 
 
 def inline_label(text: str, start: int) -> str:

@@ -71,18 +71,19 @@ def _in_role(units: Sequence[Unit], role: str) -> list[Unit]:
     return [u for u in units if F.section_role(u.section) == role]
 
 
-def summary_units(index: Index, doc: str) -> list[tuple[list[Unit], str]]:
+def summary_units(index: Index, doc: str, part: str = "") -> list[tuple[list[Unit], str]]:
     """Where a document states its conclusion, best first, each with how it is read: a "CONCLUSIONS:" label
     inside a paragraph ("inline", from the label), its Conclusions section ("conclusion", from the start), its
     abstract's last paragraph ("abstract", from the end), its body text ("body": a news report or a press
-    release, whose headline says what it reports)."""
+    release, whose headline says what it reports). ``part``: the section the question's evidence stands in;
+    a file of several abstracts concludes each in its own part."""
     every = index.doc_units(doc)
     units = [u for u in every if u.kind != "row" and u.sentences]  # prose; a table row states no conclusion
     out: list[tuple[list[Unit], str]] = []
     # A structured abstract written as one paragraph, or a Science summary: "CONCLUSIONS: ..." inline.
     labelled = [u for u in units if any(INLINE_CONCLUSION.match(s.text) for s in u.sentences)]
     if labelled:
-        out.append((labelled[:1], "inline"))
+        out.append(([u for u in labelled if u.section == part][:1] or labelled[:1], "inline"))
     # Not a "Reporting summary" checklist under Methods, nor a summary in the back matter.
     found = [u for u in _in_role(units, "conclusion")
              if F.section_role(u.section.split(" > ")[0]) not in ("methods", "back")]

@@ -66,21 +66,35 @@ def unsettled(question: str, evidence: Sequence[str]) -> bool:
     return False
 
 
-def long_conclusion(items: Sequence[tuple[str, str, str, int, float]]) -> bool:
+# A candidate as the verdict reads it: (text, document, section role, start, probability, part), where the
+# part is the section the sentence stands in before any inline label ("Abstract 103: …" of a file of
+# conference abstracts, each with its own "Conclusions:").
+Item = tuple[str, str, str, int, float, str]
+
+
+def _concluding(items: Sequence[Item]) -> list[int]:
+    """The lead's document's concluding sentences; those of the lead's own part when it has any (another
+    abstract of the same file concludes about another study)."""
+    lead = items[0]
+    concl = [i for i, it in enumerate(items) if it[1] == lead[1] and it[2] == "conclusion"]
+    own = [i for i in concl if items[i][5] == lead[5]]
+    return own or concl
+
+
+def long_conclusion(items: Sequence[Item]) -> bool:
     """More than three concluding sentences of the lead's document among the candidates: not an abstract's
     conclusion but a part that states many things (a guideline's recommendations)."""
-    return bool(items) and sum(it[1] == items[0][1] and it[2] == "conclusion" for it in items) > 3
+    return bool(items) and len(_concluding(items)) > 3
 
 
-def verdict_evidence(items: Sequence[tuple[str, str, str, int, float]], ratio: float = 0.5) -> list[int]:
-    """Which candidates a verdict is read from (indices into ``items``). ``items`` are candidates as
-    (text, doc, section role, start, probability), most probable first. The lead's document answers;
-    its concluding sentences, in reading order, state the answer (abstracts and articles put it there),
-    else the lead and up to two close runners-up of the same document."""
+def verdict_evidence(items: Sequence[Item], ratio: float = 0.5) -> list[int]:
+    """Which candidates a verdict is read from (indices into ``items``), most probable first. The lead's
+    document answers; its concluding sentences, in reading order, state the answer (abstracts and articles
+    put it there), else the lead and up to two close runners-up of the same document."""
     if not items:
         return []
     lead = items[0]
-    concl = [i for i, it in enumerate(items) if it[1] == lead[1] and it[2] == "conclusion"]
+    concl = _concluding(items)
     if long_conclusion(items):
         # A long concluding part (a guideline's summary of recommendations, a paper's conclusions
         # section) states many things: the ones about the question, most probable first.

@@ -133,7 +133,8 @@ def build(corpus: Corpus, settings: Settings | None = None) -> dict[str, Any]:
                 "n_core": len(q.core), "wants_number": q.wants_number, "yes_no": q.yes_no,
                 "wants_time": q.wants_time, "wants_definition": q.wants_definition,
                 "cands": [{"doc": cd.unit.doc, "start": cd.sentence.start, "end": cd.sentence.end,
-                           "text": cd.text, "role": v.role} for cd, v in zip(cands, vs, strict=True)],
+                           "text": cd.text, "role": v.role, "section": cd.unit.section}
+                          for cd, v in zip(cands, vs, strict=True)],
             })
             xs.append(x)
             ys.extend(y)

@@ -157,7 +157,7 @@ def _verdict_rows(d: dict[str, Any], probs: list[np.ndarray]) -> tuple[np.ndarra
             continue
         order = np.argsort(-probs[i], kind="stable")
         items = [(q["cands"][j]["text"], q["cands"][j]["doc"], q["cands"][j]["role"], q["cands"][j]["start"],
-                  float(probs[i][j])) for j in order]
+                  float(probs[i][j]), q["cands"][j].get("section", "")) for j in order]
         xs.append(verdict_features(q["question"], [items[k][0] for k in verdict_evidence(items)]))
         ys.append(int(q["label"] == "yes"))
     return np.array(xs), np.array(ys)
