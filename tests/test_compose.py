@@ -231,7 +231,7 @@ GUIDELINE = """# Management of Community-Acquired Pneumonia in Adults: 2024 Guid
 ## Background
 
 Community-acquired pneumonia remains a leading cause of hospital admission and death among adults.
-"""
+"""  # noqa: E501
 
 
 def test_a_recommendation_is_quoted_alone_and_read_for_its_verdict(library: Any) -> None:

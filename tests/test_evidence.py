@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -258,7 +259,8 @@ def test_verdict_of_a_long_concluding_part_reads_its_sentences_about_the_questio
                  ("Apixaban was not superior.", "f", "conclusion", 300, 0.5, "Abstract 101"),
                  ("Stockings were not associated with less PTS.", "f", "conclusion", 1000, 0.3, "Abstract 103")]
     assert verdict_evidence(abstracts) == [2]
-    against = verdict_features("Should corticosteroids be used?", ["We suggest against routine use of corticosteroids."])
+    against = verdict_features("Should corticosteroids be used?",
+                               ["We suggest against routine use of corticosteroids."])
     assert against[1] > 0  # "suggest against" negates; "protects against" does not
     assert verdict_features("Does X help?", ["X protects against infection."])[1] == 0
 
@@ -273,7 +275,8 @@ def test_no_difference_answers_a_sameness_question_yes_and_an_effect_question_no
     differ = verdict_features("Is gastric cancer different in Korea?", ["There was no difference."])
     assert differ[names.index("lead_no_diff")] == 1 and differ[names.index("q_sameness")] == 0
     # "did not differ" is the finding, not a negation of the answer, for a sameness question.
-    assert verdict_features("Were A and B equally effective?", ["A and B did not differ."])[names.index("lead_neg")] == 0
+    same_neg = verdict_features("Were A and B equally effective?", ["A and B did not differ."])
+    assert same_neg[names.index("lead_neg")] == 0
 
 
 def test_evidence_that_says_the_answer_is_unknown_gives_no_verdict(library: Any) -> None:

@@ -266,7 +266,7 @@ Hydrochlorothiazide was stopped. She received a 100 mL bolus of 3% saline, which
 Learning points
 - Check serum sodium within 2 weeks of starting a thiazide in older patients.
 - Correct severe chronic hyponatraemia by no more than 8-10 mmol/L in 24 hours.
-"""
+"""  # noqa: E501
 
 
 def test_plain_text_headings_that_run_into_their_paragraph(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ ABSTRACTS = """# Selected Abstracts
 **Methods:** In a national registry of 5,620 patients with proximal deep vein thrombosis, we compared patients who wore stockings with those who did not.
 
 **Conclusions:** Compression stockings were not associated with a lower risk of post-thrombotic syndrome.
-"""
+"""  # noqa: E501
 
 
 def test_a_file_of_abstracts_answers_from_the_abstract_asked_about(library: Any) -> None:

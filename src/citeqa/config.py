@@ -192,7 +192,8 @@ def _digest(key: SecretStr) -> str:
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
 # 22: derived nouns share their verb's stem ("treatment"/"treated", "admission"/"admitted");
 # 21: British spellings read as American ones; a short plain-text heading may run into its paragraph
-# ("Case presentation" over the case), and a heading after a one-paragraph abstract opens the body; 20: HTML cells spanning rows or columns;
+# ("Case presentation" over the case), and a heading after a one-paragraph abstract opens the body;
+# 20: HTML cells spanning rows or columns;
 # 19: list items end sentences, short headings; 18: "$\\mu$ g" reads "µg"; 17: tables laid out with spaces;
 # 16: an ISO date with a time after it ("2024-03-14T08:00:00Z") keeps its day;
 # 15: YAML front matter lists (author:, then "- name" lines, or [a, b]) are read as the field's values;
