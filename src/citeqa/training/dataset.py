@@ -59,6 +59,11 @@ def corpora(index_root: Path | None = None) -> list[Corpus]:
         # rate over the held-out sets (the seeds' false refusals rose to 0.10-0.22), see README.
         Corpus("papers", SHARED / "pdfs", (("papers", PROJECT_ROOT / "evals" / "papers_questions.jsonl"),),
                root / "papers", train=False),
+        # Eleven short documents of the kinds users drop in besides papers (a guideline, a drug label, a case
+        # report, news, a press release, a file of conference abstracts…), written for the project
+        # (evals/README-newdocs.md): judged only.
+        Corpus("newdocs", PROJECT_ROOT / "evals" / "newdocs",
+               (("newdocs", PROJECT_ROOT / "evals" / "newdocs_questions.jsonl"),), root / "newdocs", train=False),
     ]
 
 
