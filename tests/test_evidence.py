@@ -292,3 +292,27 @@ def test_evidence_that_says_the_answer_is_unknown_gives_no_verdict(library: Any)
     assert_quotes_exact(index, ans)
     # A sentence stating uncertainty about something else does not make the answer unclear.
     assert not unsettled("Does exercise improve quality of life?", ["The effect on admission remains uncertain."])
+
+
+def test_a_row_label_of_the_other_polarity_is_not_named_by_the_question() -> None:
+    def row(label: frozenset[str], negated: bool) -> F.CandidateView:
+        return F.CandidateView(text="Table 2 row", own=label, context=label, section="", role="results", is_row=True,
+                               position=0, rel_pos=0.5, passage_rank=1, passage_score=1.0, sim=0.5, unit_sim=0.5,
+                               doc="d.txt", starts_lower=False, label=label, label_negated=negated)
+
+    def question(text: str, core: frozenset[str]) -> F.QuestionView:
+        return F.QuestionView(text=text, weights=dict.fromkeys(core, 2.0), core=core, numbers=frozenset(),
+                              max_idf=2.0, unknown_share=0.0, **F.describe_question(text), named=frozenset(),
+                              vector=np.zeros(1), negated=bool(F.LABEL_NEGATION.search(text)))
+
+    use = frozenset({"current", "use"})
+    q = question("What was the hazard ratio with current PPI use?", frozenset({"hazard", "ratio", "current", "ppi", "use"}))
+    whole, named = F.CANDIDATE_FEATURES["label_whole"], F.CANDIDATE_FEATURES["label_named"]
+    # "Current use" is named whole; "No current use", the reference category, is not.
+    assert whole(q, row(use, False)) == 1.0 and whole(q, row(use, True)) == 0.0
+    assert named(q, row(use, True)) < named(q, row(use, False))
+    neg = question("Which antibiotic for outpatients with no comorbidities?", frozenset({"outpati", "comorbid"}))
+    assert whole(neg, row(frozenset({"outpati", "comorbid"}), True)) == 1.0
+    assert whole(neg, row(frozenset({"outpati", "comorbid"}), False)) == 0.0
+    # "no." is a number in a table's label, not a negation.
+    assert not F.LABEL_NEGATION.search("Delirium, no. (%)") and F.LABEL_NEGATION.search("Non-users")

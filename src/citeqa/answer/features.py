@@ -159,6 +159,7 @@ class QuestionView:
     vector: np.ndarray = field(repr=False, compare=False)
     bigrams: frozenset[tuple[str, str]] = frozenset()  # consecutive question terms ("overal", "surviv")
     counted: str = ""  # stem of what "how many ..." / "the number of ..." counts ("patient")
+    negated: bool = False  # the question negates something ("patients with no comorbidities")
 
     @property
     def total(self) -> float:
@@ -198,6 +199,7 @@ class CandidateView:
     starts_lower: bool
     seq: tuple[str, ...] = ()  # the text's terms in order
     label: frozenset[str] = frozenset()  # a table row's own label terms (empty for sentences)
+    label_negated: bool = False  # the label negates ("No current use", "Non-smokers", "Without diabetes")
 
 
 # --- per-candidate features ---------------------------------------------------------------------------
@@ -317,15 +319,30 @@ def _opening(q: QuestionView, c: CandidateView) -> float:
     return _core_cov(q, frozenset(c.seq[:8]))
 
 
+# A negation in a row label or a question ("No current use", "non-users", "with no comorbidities"); "no." is
+# "number" in a table ("Delirium, no. (%)").
+LABEL_NEGATION = re.compile(r"\b(?:no(?!\.)|not|none|never|without)\b|\bnon-?(?=[a-z])", re.I)
+
+
+def _polarity_differs(q: QuestionView, c: CandidateView) -> bool:
+    """The row's label negates and the question does not, or the reverse: "No current use" does not name
+    "current PPI use", nor "Outpatient, with comorbidities" "outpatients with no comorbidities"."""
+    return c.label_negated != q.negated
+
+
 def _label_named(q: QuestionView, c: CandidateView) -> float:
     """Share of a table row's label the question names: "complete remission with partial hematologic
-    recovery" asked about picks that row over a summary sentence that lists every kind of remission."""
-    return len(c.label & q.core) / len(c.label) if c.label else 0.0
+    recovery" asked about picks that row over a summary sentence that lists every kind of remission. A
+    label of the other polarity counts one term short."""
+    if not c.label:
+        return 0.0
+    return len(c.label & q.core) / (len(c.label) + _polarity_differs(q, c))
 
 
 def _label_cov(q: QuestionView, c: CandidateView) -> float:
-    """Share of the question's weight in a table row's label (0 for sentences)."""
-    return _core_cov(q, c.label) if c.label else 0.0
+    """Share of the question's weight in a table row's label (0 for sentences; halved for a label of the
+    other polarity)."""
+    return _core_cov(q, c.label) / (1 + _polarity_differs(q, c)) if c.label else 0.0
 
 
 def _phrase(q: QuestionView, c: CandidateView) -> float:
@@ -374,7 +391,7 @@ CANDIDATE_FEATURES: dict[str, Feature] = {
     "opening": _opening,
     "label_named": _label_named,
     "label_cov": _label_cov,
-    "label_whole": lambda q, c: float(bool(c.label) and c.label <= q.core),
+    "label_whole": lambda q, c: float(bool(c.label) and c.label <= q.core and not _polarity_differs(q, c)),
     "novel": _novel,
     "density": _density,
     "spread": _spread,
