@@ -306,7 +306,8 @@ def test_a_row_label_of_the_other_polarity_is_not_named_by_the_question() -> Non
                               vector=np.zeros(1), negated=bool(F.LABEL_NEGATION.search(text)))
 
     use = frozenset({"current", "use"})
-    q = question("What was the hazard ratio with current PPI use?", frozenset({"hazard", "ratio", "current", "ppi", "use"}))
+    q = question("What was the hazard ratio with current PPI use?",
+                 frozenset({"hazard", "ratio", "current", "ppi", "use"}))
     whole, named = F.CANDIDATE_FEATURES["label_whole"], F.CANDIDATE_FEATURES["label_named"]
     # "Current use" is named whole; "No current use", the reference category, is not.
     assert whole(q, row(use, False)) == 1.0 and whole(q, row(use, True)) == 0.0
