@@ -15,7 +15,8 @@ NEWS = """<!doctype html><html><head><title>Weekly injection cuts heart attacks 
 <header><nav><a href="/">Home</a> | <a href="/subscribe">Subscribe</a></nav></header><main><article>
 <h1>Weekly semaglutide cuts heart attacks and strokes in people with obesity</h1>
 <p class="byline">By Priya Natarajan, Health Correspondent · November 11, 2023</p>
-<figure><img src="x.jpg" alt="pen"><figcaption>Semaglutide is given as a once-weekly injection.</figcaption></figure>
+<figure><img src="x.jpg" alt="pen"><figcaption>Semaglutide is given as a once-weekly injection. Photo: Health Desk
+</figcaption></figure>
 <p>A weekly injection of semaglutide reduced the risk of heart attack, stroke or cardiovascular death by 20% in
 adults with obesity and heart disease, according to results of the SELECT trial.</p>
 <p>The trial followed 17,604 adults for an average of 40 months.</p>
@@ -56,6 +57,7 @@ def test_a_news_page_is_summarised_by_its_headline_finding(library: Callable[...
     ans = bot.ask("Summarize the semaglutide article.")
     assert not ans.refused and "reduced the risk of heart attack" in ans.text
     assert "Natarajan" not in ans.text  # a byline is never evidence
+    assert "Photo:" not in ans.text  # nor a picture credit
     assert_quotes_exact(index, ans)
 
 
@@ -119,3 +121,25 @@ def test_a_file_of_abstracts_answers_from_the_abstract_asked_about(library: Any)
     assert yn.verdict == "no" and "Compression stockings were not associated" in yn.text and "Apixaban" not in yn.text
     assert_quotes_exact(index, found)
     assert_quotes_exact(index, yn)
+
+
+RELEASE = """Nordvik Reports Positive Topline Results from Phase 2b LUMEN-2 Study of Orvatinib in Ulcerative Colitis
+
+OSLO, Norway, June 4, 2024 -- Nordvik Therapeutics ASA today announced positive topline results from LUMEN-2, a randomized, placebo-controlled Phase 2b study of orvatinib in adults with ulcerative colitis.
+
+Study design
+
+LUMEN-2 enrolled 246 patients at 61 sites in 12 countries. Patients were randomized to orvatinib 100 mg, orvatinib 200 mg or placebo once daily for 12 weeks.
+
+About Orvatinib
+
+Orvatinib is an investigational, oral, once-daily inhibitor of tyrosine kinase 2.
+"""  # noqa: E501
+
+
+def test_a_press_release_is_summarised_by_its_lead_before_the_first_heading(library: Callable[..., Any]) -> None:
+    index, bot = library({"press.txt": RELEASE})
+    ans = bot.ask("Summarize the LUMEN-2 press release.")
+    # The finding is announced before the first heading, not in the study design.
+    assert "announced positive topline results" in ans.text and "enrolled 246" not in ans.text
+    assert_quotes_exact(index, ans)

@@ -87,7 +87,9 @@ NEVER_EVIDENCE = re.compile(
     r"\bpublished online\b|\breceived\b.{0,40}\baccepted\b|\bauthor affiliations\b|\bcontributed equally\b|"
     # a press release's legal boilerplate and contacts
     r"\bforward-looking statements?\b|\bactual results (?:may|could) differ\b|\bsafe harbor\b|"
-    r"^\W*(?:media|investor|press) contacts?\b)", re.I)
+    r"^\W*(?:media|investor|press) contacts?\b|"
+    # a web page's picture credit ("Photo: Health Desk", "Image credit: Getty Images")
+    r"^\W*(?:photo(?:graph)?|image|picture)(?: credits?)?\s*:\s*\S+(?:\s+\S+){0,5}\W*$)", re.I)
 # Lines that address the reader or the system are instructions, not evidence (prompt injection).
 INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget)\b.{0,30}\b(previous|prior|above|earlier|all)\b.{0,20}\b(instructions?|prompts?|"

@@ -99,9 +99,9 @@ def summary_units(index: Index, doc: str, part: str = "") -> list[tuple[list[Uni
         out.append(([u for u in found if u.section == found[-1].section][-1:], "abstract"))
     prose = [u for u in units
              if F.section_role(u.section) != "back" and not CAPTION.match(u.section.rsplit(" > ", 1)[-1])]
-    # Text before the first heading is front matter, unless the document has no headings at all.
-    body = [u for u in prose if F.section_role(u.section) != "front"] or prose
-    out.append((body[:MAX_BODY_UNITS], "body"))
+    # Text before the first heading is kept: a press release or a news story leads with its finding there
+    # (its author lines and bylines are never evidence, and only whole sentences of prose are quoted).
+    out.append((prose[:MAX_BODY_UNITS], "body"))
     return out
 
 
