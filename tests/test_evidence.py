@@ -317,14 +317,3 @@ def test_a_row_label_of_the_other_polarity_is_not_named_by_the_question() -> Non
     assert whole(neg, row(frozenset({"outpati", "comorbid"}), False)) == 0.0
     # "no." is a number in a table's label, not a negation.
     assert not F.LABEL_NEGATION.search("Delirium, no. (%)") and F.LABEL_NEGATION.search("Non-users")
-
-
-def test_a_question_doubting_a_practice_is_a_verdict_feature() -> None:
-    names = list(VERDICT_FEATURES)
-    doubt = verdict_features("Is routine chest imaging still necessary after pneumonia?",
-                             ["Imaging found cancer in 1%."])
-    plain = verdict_features("Does imaging find cancer after pneumonia?", ["Imaging found cancer in 1%."])
-    assert doubt[names.index("q_doubts")] == 1 and plain[names.index("q_doubts")] == 0
-    # The shipped verdict model learned a weight for it (towards "no").
-    verdict = Model.load(MODELS_DIR / "verdict.json")
-    assert verdict.coef[names.index("q_doubts")] < 0

@@ -39,10 +39,6 @@ _SAME_Q = re.compile(r"\b(same|similar|equal(?:ly)?|equivalent|comparable|as (?:
                      re.I)
 _HEDGE = re.compile(r"\b(may|might|could|possibly|potentially|suggests?|appears?|seems?|likely|unclear|uncertain|"
                     r"further|warrant\w*|needed|limited|preliminary)\b", re.I)
-# A question that doubts a practice's need ("Is routine X still necessary?", "Is it really worth …?"): the
-# literature asking it tends to answer no; the weight is learned (pubmedqa-dev 5-fold 0.784 -> 0.803).
-_DOUBT_Q = re.compile(r"\b(really|still|necessary|necessarily|worth|justified|needed|required|always|routine(?:ly)?|"
-                      r"mandatory|essential|obsolete)\b", re.I)
 _POSITIVE = re.compile(r"\b(significant(?:ly)?|improv\w*|effective|beneficial|associated with|predict\w*|increas\w*|"
                        r"reduc\w*|useful|superior|better|higher|lower|safe|feasible|support\w*|confirm\w*)\b", re.I)
 
@@ -136,7 +132,6 @@ def verdict_features(question: str, evidence: Sequence[str]) -> np.ndarray:
         min(len(_POSITIVE.findall(ev)), 6) / 6,
         float(q_neg > 0 and neg_lead > 0),
         1.0 if evidence else 0.0,
-        float(bool(_DOUBT_Q.search(question))),
     ]
     return np.array(dense, dtype=np.float32)
 
@@ -145,5 +140,5 @@ def verdict_features(question: str, evidence: Sequence[str]) -> np.ndarray:
 # the training folds and lost 12 points of cross-validated accuracy.
 VERDICT_FEATURES: tuple[str, ...] = (
     "q_negated", "lead_neg", "ev_neg", "lead_no_diff", "ev_no_diff", "q_sameness", "sameness_no_diff", "hedge",
-    "lead_positive", "ev_positive", "double_negation", "has_evidence", "q_doubts",
+    "lead_positive", "ev_positive", "double_negation", "has_evidence",
 )
