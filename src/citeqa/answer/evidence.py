@@ -204,7 +204,7 @@ def views(index: Index, q: F.QuestionView, cands: Sequence[Candidate]) -> list[F
         if before and not c.is_row:
             ctx = ctx | terms_of(before, abbr, tc)
         label = F.inline_label(index.doc_text(u.doc), c.sentence.start) if not c.is_row else ""
-        grouped = c.is_row and table_group(index, u) is not None
+        row = row_label(u, table_group(index, u) is not None) if c.is_row else ""
         section = f"{u.section} > {label}" if label and u.section else (label or u.section)
         out.append(F.CandidateView(
             text=c.text, own=own, context=ctx, section=section, role=F.section_role(section),
@@ -212,8 +212,8 @@ def views(index: Index, q: F.QuestionView, cands: Sequence[Candidate]) -> list[F
             passage_rank=c.passage_rank, passage_score=c.passage_score,
             sim=float(c.vector @ q.vector), unit_sim=float(index.unit_vector(u.id) @ q.vector), doc=u.doc,
             starts_lower=c.sentence.text[:1].islower(), seq=tuple(index_terms(c.text)),
-            label=(terms_of(row_label(u, grouped), abbr, shorten=False) if c.is_row else frozenset()),
-            label_negated=c.is_row and bool(F.LABEL_NEGATION.search(row_label(u, grouped))),
+            label=terms_of(row, abbr, shorten=False) if c.is_row else frozenset(),
+            label_negated=bool(F.LABEL_NEGATION.search(row)),
         ))
     return out
 

@@ -88,9 +88,10 @@ def long_conclusion(items: Sequence[Item]) -> bool:
 
 
 def verdict_evidence(items: Sequence[Item], ratio: float = 0.5) -> list[int]:
-    """Which candidates a verdict is read from (indices into ``items``), most probable first. The lead's
-    document answers; its concluding sentences, in reading order, state the answer (abstracts and articles
-    put it there), else the lead and up to two close runners-up of the same document."""
+    """Which candidates a verdict is read from (indices into ``items``, which are most probable first). The
+    lead's document answers: its concluding sentences state the answer (abstracts and articles put it there)
+    — an abstract's few in reading order, a long concluding part's those about the question, most probable
+    first — else the lead and up to two close runners-up of the same document."""
     if not items:
         return []
     lead = items[0]
