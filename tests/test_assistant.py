@@ -16,6 +16,9 @@ OS_QUESTION = "What was the median overall survival with blinatumomab in the TOW
 # Off the sources' topic. (A near-topic question the sources leave open, such as the price of a course of
 # blinatumomab, is not reliably refused by the learned answerability model: see the model card.)
 OFF_TOPIC_QUESTION = "What is the boiling point of liquid nitrogen at sea level?"
+# On topic, but the detail is left to a supplementary table the seeds do not hold: TOWER's article says only
+# that patients with a high tumour load "were to receive dexamethasone" (Table S1).
+NEAR_TOPIC_QUESTION = "What dose of dexamethasone was given before the first blinatumomab infusion?"
 MAX_ANSWER_WORDS = 80
 
 
@@ -89,6 +92,22 @@ def test_unanswerable_question_is_refused_with_nearest_passages(assistant: Assis
         assert any(d == c.doc and a <= c.start and c.end <= b for d, a, b in shown), (c.doc, c.start)
     assert not any(numbers_in(s.text) for s in ans.sentences)  # no figures invented for a refusal
     assert ans.support < assistant.refusal_threshold
+
+
+def test_a_detail_the_sources_leave_open_is_refused_by_the_detail_gate(seed_index) -> None:  # type: ignore[no-untyped-def]
+    from citeqa import Assistant
+
+    index, settings = seed_index
+    gated = Assistant(index, settings).ask(NEAR_TOPIC_QUESTION)
+    assert gated.refused and gated.text.startswith("The indexed sources do not report")
+    assert not any(numbers_in(s.text) for s in gated.sentences)
+    # The answerability model alone lets it through (the article is about the question's topic) and quotes
+    # sentences on blinatumomab infusions and premedication that state no dose.
+    ungated = Assistant(index, settings.model_copy(update={"detail_gate": False})).ask(NEAR_TOPIC_QUESTION)
+    assert not ungated.refused
+    assert not re.search(r"\d\s?(?:mg|µg|μg)\b", ungated.text)
+    # The gate leaves an answerable question alone.
+    assert not Assistant(index, settings).ask(OS_QUESTION).refused
 
 
 def test_sources_disagreeing_on_trial_size(files: dict[str, str]) -> None:

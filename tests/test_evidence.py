@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from citeqa.answer import features as F
+from citeqa.answer.detail import DETAIL_FEATURES, detail_vector, entity_tokens
 from citeqa.answer.evidence import TermCache, terms_of
 from citeqa.answer.scorer import MODELS_DIR, Model, ModelError, logistic_from_sklearn, trees_from_sklearn
 from citeqa.answer.verdict import VERDICT_FEATURES, unsettled, verdict_evidence, verdict_features
@@ -169,6 +170,34 @@ def test_shipped_models_match_the_features_computed() -> None:
     assert 0 < ans.threshold < 1
     verdict = Model.load(MODELS_DIR / "verdict.json")
     assert verdict.features == VERDICT_FEATURES
+    detail = Model.load(MODELS_DIR / "detail.json")
+    assert detail.features == DETAIL_FEATURES and 0 < detail.threshold < 1
+
+
+@pytest.mark.parametrize(("question", "tokens"), [
+    ("What correlation coefficient was reported for the UCYN-A3 sublineage?", ("ucyn-a3",)),
+    ("How did survival in TOWER's control arm compare?", ("tower",)),  # possessive dropped
+    ("What is the role of IL-6 in SARS-CoV-2 infection?", ("il-6", "sars-cov-2")),
+    ("In human GMP-to-monocyte differentiation, how many peaks are lost?", ("gmp",)),  # compound split
+    ("What was 2-year survival with KMT2A-rearranged disease?", ("2-year", "kmt2a")),
+    ("Which DNA–protein contacts did the mRNA study map?", ("dna", "mrna")),  # noqa: RUF001
+    ("What was the median age of the patients?", ()),  # ordinary words name nothing
+    ("Did the trial enrol adults?", ()),
+])
+def test_entity_tokens_are_identifier_shaped(question: str, tokens: tuple[str, ...]) -> None:
+    assert entity_tokens(question) == tokens
+
+
+def test_detail_vector_reads_the_best_candidate_and_the_named_things() -> None:
+    q = "What correlation did the study report for UCYN-A3?"
+    texts = ["within ucyn-a1 the correlation was r = 0.93 results", "methods ucyn-a3 was sampled", "other text"]
+    probs, cov = np.array([0.9, 0.2, 0.1]), np.array([0.6, 0.3, 0.0])
+    v = dict(zip(DETAIL_FEATURES, detail_vector(q, probs, cov, texts), strict=True))
+    assert v["p1"] == pytest.approx(0.9) and v["core_cov1"] == pytest.approx(0.6)
+    # UCYN-A3 is missing from the best candidate, present among the top three and in the pool.
+    assert (v["entity_missing1"], v["entity_missing3"], v["entity_missing_pool"]) == (1.0, 0.0, 0.0)
+    empty = detail_vector(q, np.zeros(0), np.zeros(0), [])
+    assert empty.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
 
 
 def test_verdict_reads_the_lead_and_its_documents_conclusion() -> None:

@@ -109,6 +109,7 @@ class Judged:
     p_yes: float = 0.5
     # A question about documents (their title, authors…): each one's asked fields that its metadata holds.
     about: tuple[tuple[str, tuple[about.Stated, ...]], ...] = ()
+    p_detail: float = 1.0  # P(the best evidence states the asked detail); 1.0 when the gate does not apply
 
 
 @dataclass(frozen=True)
@@ -159,13 +160,17 @@ class Assistant:
         return ev.models(self.settings.models_dir or None)[1]
 
     @property
+    def detail_model(self) -> Model | None:
+        return ev.detail_model(self.settings.models_dir or None) if self.settings.detail_gate else None
+
+    @property
     def verdict_model(self) -> Model:
         return load_model(str(model_path(self.settings.models_dir or None, "verdict")))
 
     def warm_up(self) -> None:
         """Load the embedding model and the answer models (seconds) before the first question needs them."""
         self.retriever.embed_query("warm-up")
-        _ = self.evidence_model, self.answerable_model, self.verdict_model
+        _ = self.evidence_model, self.answerable_model, self.verdict_model, self.detail_model
 
     @property
     def refusal_threshold(self) -> float:
@@ -244,6 +249,9 @@ class Assistant:
         picked = ev.select(q, scored, self.settings.max_evidence, self.settings.evidence_ratio)
         p_ans = ev.answerability(q, scored, self.answerable_model)
         refused = p_ans < self.refusal_threshold or not picked
+        gate = self.detail_model
+        p_detail = ev.detail(self.index, q, scored, gate) if gate is not None and not q.yes_no else 1.0
+        refused = refused or (gate is not None and p_detail < gate.threshold)
         verdict, p_yes = "", 0.5
         if q.yes_no and not refused:
             items = [(s.cand.text, s.cand.unit.doc, s.role, s.cand.sentence.start, s.score, s.cand.unit.section)
@@ -278,7 +286,7 @@ class Assistant:
         # report them: a sentence that merely mentions the document is no answer.
         refused = refused or bool(fields and q.named)
         self._time("score", t)
-        return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes)
+        return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes, p_detail=p_detail)
 
     def _summary(self, q: F.QuestionView, scored: Sequence[ev.Scored], question: str) -> list[ev.Scored]:
         """The concluding sentences of the named documents (at most two), else of the lead evidence's

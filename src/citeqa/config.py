@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         None, ge=0, le=1, description="Refuse when P(the sources answer) is below this; empty: the threshold "
         "stored with the model (chosen on out-of-fold predictions of the training corpora: false refusals <= 3%).",
     )
+    detail_gate: bool = Field(
+        True, description="Also refuse a wh-question whose best evidence misses the detail it asks about (the "
+        "paper is there, the asked sublineage, time point or cohort is not), with the threshold stored in "
+        "models/detail.json; false: only the answerability threshold decides.",
+    )
     neighbour_ratio: float = Field(
         0.3, ge=0, le=1, description="A sentence next to a quoted one is quoted with it (same passage, one "
         "citation) when its evidence probability is at least this share of the quoted one's; 0 turns it off.",

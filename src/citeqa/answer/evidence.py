@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from citeqa.abbrev import contract, expand
+from citeqa.answer import detail as D
 from citeqa.answer import features as F
 from citeqa.answer.scorer import Model, check_features, columns, load_model, model_path
 from citeqa.index import Index
@@ -248,6 +249,26 @@ def answerability(q: F.QuestionView, scored: Sequence[Scored], model: Model) -> 
     x = np.array([s.features for s in scored]) if scored else np.zeros((0, len(F.FEATURE_NAMES)))
     vec = F.answerable_vector(q, probs, x, [s.cand.unit.doc for s in scored])
     return round(float(model.predict(vec[columns(model, F.ANSWERABLE_FEATURES)])[0]), 4)
+
+
+def detail_model(models_dir: str | Path | None = None) -> Model | None:
+    """The near-topic refusal gate (``answer/detail.py``); None for a models directory without one."""
+    path = model_path(models_dir, "detail")
+    if not path.exists():
+        return None
+    model = load_model(str(path))
+    check_features(model, D.DETAIL_FEATURES)
+    return model
+
+
+def detail(index: Index, q: F.QuestionView, scored: Sequence[Scored], model: Model) -> float:
+    """P(the best evidence states the detail the question asks about): the second refusal gate's input."""
+    texts = [f"{s.cand.text} {s.cand.unit.section} {index.alias_text(s.cand.unit.doc)}".lower() for s in scored]
+    probs = np.array([s.score for s in scored])
+    cov = F.FEATURE_NAMES.index("core_cov_ctx")
+    core = np.array([s.features[cov] for s in scored]) if scored else np.zeros(0)
+    vec = D.detail_vector(q.text, probs, core, texts)
+    return round(float(model.predict(vec[columns(model, D.DETAIL_FEATURES)])[0]), 4)
 
 
 def select(q: F.QuestionView, scored: Sequence[Scored], max_items: int, ratio: float = 0.5) -> list[Scored]:

@@ -1,0 +1,69 @@
+"""The second refusal gate: does the evidence state the *detail* the question asks about?
+
+The answerability model (``features.answerable_vector``) tells whether the retrieved documents are about
+the question at all; it learns that from the public packs, whose unanswerable items lack the whole
+answering document. A user's harder case is the near-topic one: the right paper is there, but it reports
+the sublineage UCYN-A1 and not the asked UCYN-A3, ICML 2023 and not 2024, BAL in COVID-19 and not in
+influenza. This gate reads how well the best evidence covers the question and whether the question's
+named things — tokens shaped like identifiers (a digit with letters, two capitals, a capital inside a
+word: gene, strain, trial, model and cohort names of any field) — appear in the top evidence, its section
+or its document's title. It is fitted on the training corpora's wh-questions against their unanswerable
+items and near-topic copies (each answerable question's pool with the answering sentences removed), with
+its own false-refusal budget. Yes/no questions are left to the first gate: an abstract's conclusion
+answers its title question without repeating the question's details.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+DETAIL_FEATURES = ("core_cov1", "p1", "entity_missing1", "entity_missing3", "entity_missing_pool")
+
+_TOKEN = re.compile(r"[^\s,;:()?\[\]\"'/–—]+")  # noqa: RUF001 -- en and em dashes join two names
+_POSSESSIVE = re.compile(r"['’]s$")  # noqa: RUF001
+
+
+def _shaped(t: str, first: bool) -> bool:
+    digit = any(ch.isdigit() for ch in t)
+    alpha = any(ch.isalpha() for ch in t)
+    caps = sum(ch.isupper() for ch in t)
+    return (digit and alpha) or caps >= 2 or (caps >= 1 and not first and not t[0].isupper())
+
+
+def entity_tokens(question: str) -> tuple[str, ...]:
+    """The question's identifier-shaped tokens, lower-cased ("UCYN-A3", "IL-6", "ICML", "mRNA", "2-year"):
+    a digit with letters, two capitals, or a capital inside a word; the first word only when it has a digit
+    or two capitals (a capitalised first word is just a sentence). A hyphenated compound with an ordinary
+    word ("GMP-to-monocyte", "KMT2A-rearranged") gives its shaped parts, since the text may phrase the
+    compound otherwise ("GMPs to monocytes"); "2-year" stays whole."""
+    out: list[str] = []
+    for i, m in enumerate(_TOKEN.finditer(question)):
+        t = _POSSESSIVE.sub("", m.group().strip(".'’-"))  # noqa: RUF001
+        parts = t.split("-")
+        named = [p for p in parts if len(p) >= 2 and _shaped(p, i == 0)]
+        if named and any(len(p) >= 3 and p.isalpha() and p.islower() for p in parts):
+            out += named
+        elif len(t) >= 2 and _shaped(t, i == 0):
+            out.append(t)
+    return tuple(dict.fromkeys(t.lower() for t in out))
+
+
+def detail_vector(question: str, probs: np.ndarray, core_cov: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """The gate's input for one question: ``probs`` and ``core_cov`` per candidate (evidence probability,
+    IDF-weighted coverage of the question's own terms), ``texts`` per candidate: its text, section path
+    and document title, lower-cased."""
+    if len(probs) == 0:
+        return np.array([0.0, 0.0, 1.0, 1.0, 1.0], dtype=np.float32)
+    order = np.argsort(-probs, kind="stable")
+    ents = entity_tokens(question)
+
+    def missing(idx: Sequence[int] | np.ndarray) -> float:
+        if not ents:
+            return 0.0
+        return sum(all(e not in texts[int(j)] for j in idx) for e in ents) / len(ents)
+
+    return np.array([float(core_cov[order[0]]), float(probs[order[0]]), missing(order[:1]), missing(order[:3]),
+                     missing(range(len(texts)))], dtype=np.float32)
