@@ -315,6 +315,12 @@ def test_threshold_curve_and_percentile() -> None:
     assert curve[0.6]["answered_share"] == pytest.approx(1 / 3) and curve[0.6]["answered_correct"] == 1.0
     assert curve[1.0]["answered_share"] == 0.0
     assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([5.0], 95) == 5.0
+    # An unanswerable item the detail gate refused despite high support stays refused at every threshold.
+    gated = [*rows, {"id": "d", "metrics": {}, "unanswerable": True, "refused": True, "answer": "",
+                     "must_contain": [], "support": 0.95, "gated": True}]
+    curve = {p["threshold"]: p for p in threshold_curve(gated)}
+    assert curve[0.0]["unanswerable_refused"] == 0.5 and curve[0.0]["answered_share"] == 0.75
+    assert curve[0.3]["unanswerable_refused"] == 1.0 and curve[0.3]["overall_correct"] == pytest.approx(3 / 4)
 
 
 # ---------------------------------------------------------------- reports and comparisons

@@ -110,6 +110,7 @@ class Judged:
     # A question about documents (their title, authors…): each one's asked fields that its metadata holds.
     about: tuple[tuple[str, tuple[about.Stated, ...]], ...] = ()
     p_detail: float = 1.0  # P(the best evidence states the asked detail); 1.0 when the gate does not apply
+    gated: bool = False  # refused by the detail gate
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,8 @@ class Assistant:
         refused = p_ans < self.refusal_threshold or not picked
         gate = self.detail_model
         p_detail = ev.detail(self.index, q, scored, gate) if gate is not None and not q.yes_no else 1.0
-        refused = refused or (gate is not None and p_detail < gate.threshold)
+        gated = gate is not None and p_detail < gate.threshold
+        refused = refused or gated
         verdict, p_yes = "", 0.5
         if q.yes_no and not refused:
             items = [(s.cand.text, s.cand.unit.doc, s.role, s.cand.sentence.start, s.score, s.cand.unit.section)
@@ -286,7 +288,8 @@ class Assistant:
         # report them: a sentence that merely mentions the document is no answer.
         refused = refused or bool(fields and q.named)
         self._time("score", t)
-        return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes, p_detail=p_detail)
+        return Judged(r, q, tuple(scored), tuple(picked), p_ans, refused, verdict, p_yes,
+                      p_detail=p_detail, gated=gated)
 
     def _summary(self, q: F.QuestionView, scored: Sequence[ev.Scored], question: str) -> list[ev.Scored]:
         """The concluding sentences of the named documents (at most two), else of the lead evidence's
@@ -482,6 +485,7 @@ class Assistant:
             standalone_question=c.standalone,
             mode=out.mode,
             support=j.p_answerable,
+            gated=j.gated,
             verdict=j.verdict,
             timings_ms=timings,
         )

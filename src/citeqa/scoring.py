@@ -204,6 +204,7 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
         "answer": answer.text,
         "refused": answer.refused,
         "support": round(float(answer.support), 4),
+        "gated": bool(answer.gated),
         "citations": [c.to_dict() for c in answer.citations],
         "passages": top,
         "gold_spans": [{"doc": ev.doc, "start": s, "end": e} for ev, (s, e) in gold],
@@ -305,7 +306,8 @@ def latency_stats(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]
 def threshold_curve(rows: Sequence[dict[str, Any]], steps: int = 101) -> list[dict[str, float]]:
     """The refusal trade-off as a threshold on ``support`` (P(the sources answer)) moves from 0 to 1.
 
-    At threshold t an item is answered iff support >= t. Per t: ``unanswerable_refused`` (share of
+    At threshold t an item is answered iff support >= t and the detail gate did not refuse it (``gated``:
+    that gate's own threshold stays where it is). Per t: ``unanswerable_refused`` (share of
     unanswerable items refused), ``false_refusal`` (share of answerable items refused), ``answer_correct``
     (share of answerable items answered correctly), ``answered_share``, ``answered_correct`` (correct among
     answered) and ``overall_correct`` (answerable answered correctly plus unanswerable refused, over all).
@@ -327,11 +329,14 @@ def threshold_curve(rows: Sequence[dict[str, Any]], steps: int = 101) -> list[di
     ok = {r["id"]: content_ok(r) for r in scored}
     unans = [r for r in scored if r["unanswerable"]]
     ans = [r for r in scored if not r["unanswerable"]]
+    def refused(r: dict[str, Any], t: float) -> bool:
+        return bool(r["support"] < t or r.get("gated"))
+
     for i in range(steps):
         t = i / (steps - 1)
-        answered = [r for r in scored if r["support"] >= t]
+        answered = [r for r in scored if not refused(r, t)]
         good_answered = sum(ok[r["id"]] for r in answered)
-        good_refused = sum(1 for r in unans if r["support"] < t)
+        good_refused = sum(1 for r in unans if refused(r, t))
         out.append(
             {
                 "threshold": round(t, 4),
@@ -339,7 +344,7 @@ def threshold_curve(rows: Sequence[dict[str, Any]], steps: int = 101) -> list[di
                 "answered_correct": good_answered / len(answered) if answered else math.nan,
                 "overall_correct": (good_answered + good_refused) / len(scored),
                 "unanswerable_refused": good_refused / len(unans) if unans else math.nan,
-                "false_refusal": sum(1 for r in ans if r["support"] < t) / len(ans) if ans else math.nan,
+                "false_refusal": sum(1 for r in ans if refused(r, t)) / len(ans) if ans else math.nan,
                 "answer_correct": good_answered / len(ans) if ans else math.nan,
             }
         )

@@ -146,6 +146,8 @@ class Answer:
     standalone_question: str = ""
     mode: str = "extractive"
     support: float = 0.0  # P(the sources answer the question), from the answerability model
+    # Refused by the detail gate (answer/detail.py: the evidence misses the asked detail), whatever the support.
+    gated: bool = False
     verdict: str = ""  # yes/no questions: "yes", "no" or "unclear"
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -162,6 +164,7 @@ class Answer:
             "standalone_question": self.standalone_question,
             "mode": self.mode,
             "support": round(self.support, 4),
+            "gated": self.gated,
             "verdict": self.verdict,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }

@@ -261,9 +261,16 @@ def detail_model(models_dir: str | Path | None = None) -> Model | None:
     return model
 
 
+def doc_names(index: Index, doc: str) -> str:
+    """What a question may call a document by: its title, aliases, trial id, venue and DOI ("the eLife paper")."""
+    m = index.meta(doc)
+    return f"{index.alias_text(doc)} {m.venue} {m.doi}"
+
+
 def detail(index: Index, q: F.QuestionView, scored: Sequence[Scored], model: Model) -> float:
     """P(the best evidence states the detail the question asks about): the second refusal gate's input."""
-    texts = [f"{s.cand.text} {s.cand.unit.section} {index.alias_text(s.cand.unit.doc)}".lower() for s in scored]
+    names = {d: doc_names(index, d) for d in {s.cand.unit.doc for s in scored}}
+    texts = [f"{s.cand.text} {s.cand.unit.section} {names[s.cand.unit.doc]}".lower() for s in scored]
     probs = np.array([s.score for s in scored])
     cov = F.FEATURE_NAMES.index("core_cov_ctx")
     core = np.array([s.features[cov] for s in scored]) if scored else np.zeros(0)

@@ -140,8 +140,8 @@ def build(corpus: Corpus, settings: Settings | None = None) -> dict[str, Any]:
                 "cands": [{"doc": cd.unit.doc, "start": cd.sentence.start, "end": cd.sentence.end,
                            "text": cd.text, "role": v.role, "section": cd.unit.section}
                           for cd, v in zip(cands, vs, strict=True)],
-                # Document titles, as the detail gate reads them beside each candidate's text and section.
-                "aliases": {d: index.alias_text(d) for d in sorted({cd.unit.doc for cd in cands})},
+                # Document names, as the detail gate reads them beside each candidate's text and section.
+                "aliases": {d: ev.doc_names(index, d) for d in sorted({cd.unit.doc for cd in cands})},
             })
             xs.append(x)
             ys.extend(y)
