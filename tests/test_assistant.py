@@ -99,7 +99,8 @@ def test_a_detail_the_sources_leave_open_is_refused_by_the_detail_gate(seed_inde
 
     index, settings = seed_index
     gated = Assistant(index, settings).ask(NEAR_TOPIC_QUESTION)
-    assert gated.refused and gated.text.startswith("The indexed sources do not report")
+    assert gated.refused and gated.gated and gated.text.startswith("The indexed sources do not report")
+    assert "on the topic but without that detail: [1]" in gated.text
     assert not any(numbers_in(s.text) for s in gated.sentences)
     # The answerability model alone lets it through (the article is about the question's topic) and quotes
     # sentences on blinatumomab infusions and premedication that state no dose.

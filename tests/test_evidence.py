@@ -43,6 +43,18 @@ def test_a_spelled_out_long_form_meets_the_questions_abbreviation() -> None:
     assert "swarm" in terms_of("What is PSO?", corpus, shorten=False)
 
 
+@pytest.mark.parametrize(("typed", "printed"), [
+    ("IFN-gamma", "IFN-γ"), ("beta-estradiol", "β-estradiol"), ("IL-1beta", "IL-1β"), ("TNF-alpha", "TNF-α"),
+    ("kappa light chain", "κ light chain"),
+])
+def test_greek_letters_meet_their_names(typed: str, printed: str) -> None:
+    assert index_terms(typed) == index_terms(printed)
+
+
+def test_micro_stays_a_unit() -> None:
+    assert index_terms("10 µg/mL") == index_terms("10 μg/mL") == ["10", "μg", "ml"]
+
+
 def test_a_word_broken_at_a_line_end_is_one_term() -> None:
     t = terms_of("Complete remission with full hemato- logic recovery in pre- and post-treatment samples", {})
     assert "hematolog" in t and "hemato" not in t

@@ -386,7 +386,9 @@ class Assistant:
                 break
         topic = j.retrieved.condensed.question.rstrip("?. ")
         lead = f"The indexed sources do not report this (asked: \"{topic}\")."
-        near = f" Nearest passages: {', '.join(f'[{n}]' for n in shown)}." if shown else ""
+        # Refused by the detail gate: the passages are about the question, only the asked detail is missing.
+        label = "Nearest passages, on the topic but without that detail" if j.gated else "Nearest passages"
+        near = f" {label}: {', '.join(f'[{n}]' for n in shown)}." if shown else ""
         return lead + near, draft.citations, [AnswerSentence(lead, (), True, "refusal")]
 
     # --- LLM path ---------------------------------------------------------------------------------

@@ -93,9 +93,17 @@ _DERIVED = tuple((re.compile(p), r) for p, r in (
 ))
 
 
+# Greek letters read as their names, so a question typed "beta-estradiol" or "IL-1beta" meets a text's
+# "β-estradiol" and "IL-1β" (and the other way round). Mu is left alone: "μ" is the micro of "μg" and "μM".
+_GREEK = str.maketrans({"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta",
+                        "η": "eta", "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "ν": "nu", "ξ": "xi",
+                        "π": "pi", "ρ": "rho", "σ": "sigma", "ς": "sigma", "τ": "tau", "φ": "phi", "χ": "chi",
+                        "ψ": "psi", "ω": "omega"})
+
+
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    s: str = _stemmer()(american(word))
+    s: str = _stemmer()(american(word.translate(_GREEK)))
     # Porter gives "stratifi" for "stratified" but "stratif" for "stratification" (also classify,
     # modify, identify, quantify...): join the two.
     s = s[:-1] if s.endswith("ifi") else s
