@@ -87,6 +87,10 @@ def test_question_descriptions() -> None:
     assert not F.is_yes_no("Were serious adverse events more or less frequent with blinatumomab?")
     assert not F.is_yes_no("Is survival higher or lower after transplant?")
     assert F.is_yes_no("Is the dose more or less the same in both arms?")
+    # a definition is asked for with or without the question mark
+    for q in ("What is PSO?", "What is PSO", "How was complete remission defined?", "What are the criteria?"):
+        assert F.describe_question(q)["wants_definition"], q
+    assert not F.describe_question("What is the median overall survival?")["wants_definition"]
 
 
 def _view(text: str, doc: str = "a.txt", sim: float = 0.5, rank: int = 1) -> F.CandidateView:

@@ -31,7 +31,8 @@ _WHERE_Q = re.compile(r"^\s*(where|in which (country|countries|city|region|place
 _WHO_Q = re.compile(r"^\s*(who|whom|which (group|people|patients|organi[sz]ation))\b", re.I)
 _WHY_Q = re.compile(r"^\s*(why|for what reason)\b|\bwhat (causes|caused|explains)\b", re.I)
 _HOW_Q = re.compile(r"^\s*how\b(?! (many|much|long|common|often))", re.I)
-_DEFINE_Q = re.compile(r"\b(defined?|definition|meant by|what (is|are) (an? )?[\w-]+\s*\??$|criteria)\b", re.I)
+# ("What is PSO?" ends on "?", after which no word boundary can follow: that form is matched apart.)
+_DEFINE_Q = re.compile(r"\b(?:defined?|definition|meant by|criteria)\b|\bwhat (?:is|are) (?:an? )?[\w-]+\s*\??$", re.I)
 # Auxiliary-first questions are answered yes or no ("Does X reduce Y?", "Is X associated with Y?"),
 # also as the last clause of a titled question ("Fatigue in X: is there a link with Y?").
 YES_NO_Q = re.compile(r"^\W*(is|are|was|were|do|does|did|can|could|should|will|would|has|have|had|may|might|"
