@@ -111,6 +111,15 @@ def test_a_detail_the_sources_leave_open_is_refused_by_the_detail_gate(seed_inde
     assert not Assistant(index, settings).ask(OS_QUESTION).refused
 
 
+def test_a_name_no_document_found_mentions_is_said(assistant: Assistant) -> None:
+    """A trial the sources never name: whether citeqa refuses or quotes its nearest evidence, it says the
+    documents it found do not mention that name."""
+    ans = assistant.ask("What was the median overall survival in the ELIANA trial?")
+    said = ans.text if ans.refused else " ".join(ans.notices)
+    assert 'not mention "ELIANA"' in said or 'mentions "ELIANA" by that name' in said
+    assert not any("mentions" in n for n in assistant.ask(OS_QUESTION).notices)  # TOWER is named
+
+
 def test_sources_disagreeing_on_trial_size(files: dict[str, str]) -> None:
     """Two seed documents count the trial's patients differently; the generic detector (same unit, no
     figure in common, the question counts that unit) names it. (Whether both sentences reach the

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from citeqa.answer import features as F
-from citeqa.answer.detail import DETAIL_FEATURES, detail_vector, entity_tokens
+from citeqa.answer.detail import DETAIL_FEATURES, detail_vector, entity_tokens, unmentioned
 from citeqa.answer.evidence import TermCache, terms_of
 from citeqa.answer.scorer import MODELS_DIR, Model, ModelError, logistic_from_sklearn, trees_from_sklearn
 from citeqa.answer.verdict import VERDICT_FEATURES, unsettled, verdict_evidence, verdict_features
@@ -202,6 +202,12 @@ def test_shipped_models_match_the_features_computed() -> None:
 ])
 def test_entity_tokens_are_identifier_shaped(question: str, tokens: tuple[str, ...]) -> None:
     assert entity_tokens(question) == tokens
+
+
+def test_names_no_text_mentions() -> None:
+    texts = ["HPV was found in milk", "treated for 5 days", "IL6 rose", "UCYN-A30 and UCYN-A1 were seen"]
+    # spelling variants meet ("HPVs"/"HPV", "5-day"/"5 days", "IL-6"/"IL6"); a longer name is another name
+    assert unmentioned(["HPVs", "5-day", "IL-6", "UCYN-A3", "ELIANA"], texts) == ["UCYN-A3", "ELIANA"]
 
 
 def test_detail_vector_reads_the_best_candidate_and_the_named_things() -> None:

@@ -19,6 +19,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from citeqa.answer import about, summary
 from citeqa.answer import compose as comp
+from citeqa.answer import detail as detail_gate
 from citeqa.answer import evidence as ev
 from citeqa.answer import features as F
 from citeqa.answer.provenance import primary_first
@@ -125,6 +126,12 @@ class Composed:
 
 
 VERDICT_LEAD = {"yes": "Yes.", "no": "No.", "unclear": "The sources do not give a clear answer."}
+
+
+def _quoted(names: list[str]) -> str:
+    """'"A"', '"A" or "B"', '"A", "B" or "C"'."""
+    q = [f'"{n}"' for n in names]
+    return q[0] if len(q) == 1 else f"{', '.join(q[:-1])} or {q[-1]}"
 
 
 class Assistant:
@@ -346,6 +353,9 @@ class Assistant:
                     picked.append(s)
         near = {(x.cand.unit.id, x.cand.sentence.start): x.score for x in j.scored}
         text, cits, sents = comp.compose(self.index, picked, corroborates, near, self.settings.neighbour_ratio)
+        missing = self._unmentioned(j)
+        if missing:
+            notices = (*notices, f"None of the documents found mentions {_quoted(missing)} by that name.")
         notes = []
         def cited(s: ev.Scored) -> int | None:
             # The citation that holds the sentence: composition may have joined it to the one before
@@ -369,6 +379,13 @@ class Assistant:
         self._time("compose", t)
         return Composed(j, text, tuple(cits), tuple(sents), tuple(notes), notices)
 
+    def _unmentioned(self, j: Judged) -> list[str]:
+        """The question's names (a trial, a strain, a time point) that no document found mentions anywhere in
+        its text: the asker learns what is missing, not only that something is."""
+        docs = sorted({s.cand.unit.doc for s in j.scored})
+        names = detail_gate.entity_names(j.retrieved.condensed.question)
+        return detail_gate.unmentioned(names, [self.index.doc_text(d) for d in docs]) if docs and names else []
+
     def _refusal(self, j: Judged) -> tuple[str, list[Citation], list[AnswerSentence]]:
         draft = comp.Draft(self.index, [])
         shown = []
@@ -386,6 +403,9 @@ class Assistant:
                 break
         topic = j.retrieved.condensed.question.rstrip("?. ")
         lead = f"The indexed sources do not report this (asked: \"{topic}\")."
+        missing = self._unmentioned(j)
+        if missing:
+            lead += f" The documents found do not mention {_quoted(missing)}."
         # Refused by the detail gate: the passages are about the question, only the asked detail is missing.
         label = "Nearest passages, on the topic but without that detail" if j.gated else "Nearest passages"
         near = f" {label}: {', '.join(f'[{n}]' for n in shown)}." if shown else ""

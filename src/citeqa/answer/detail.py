@@ -33,8 +33,8 @@ def _shaped(t: str, first: bool) -> bool:
     return (digit and alpha) or caps >= 2 or (caps >= 1 and not first and not t[0].isupper())
 
 
-def entity_tokens(question: str) -> tuple[str, ...]:
-    """The question's identifier-shaped tokens, lower-cased ("UCYN-A3", "IL-6", "ICML", "mRNA", "2-year"):
+def entity_names(question: str) -> tuple[str, ...]:
+    """The question's identifier-shaped tokens as written ("UCYN-A3", "IL-6", "ICML", "mRNA", "2-year"):
     a digit with letters, two capitals, or a capital inside a word; the first word only when it has a digit
     or two capitals (a capitalised first word is just a sentence). A hyphenated compound with an ordinary
     word ("GMP-to-monocyte", "KMT2A-rearranged") gives its shaped parts, since the text may phrase the
@@ -48,7 +48,27 @@ def entity_tokens(question: str) -> tuple[str, ...]:
             out += named
         elif len(t) >= 2 and _shaped(t, i == 0):
             out.append(t)
-    return tuple(dict.fromkeys(t.lower() for t in out))
+    return tuple(dict.fromkeys(out))
+
+
+def entity_tokens(question: str) -> tuple[str, ...]:
+    """``entity_names`` lower-cased, as the gate compares them with lower-cased texts."""
+    return tuple(dict.fromkeys(t.lower() for t in entity_names(question)))
+
+
+def unmentioned(names: Sequence[str], texts: Sequence[str]) -> list[str]:
+    """The ``names`` that none of ``texts`` mentions as a whole token ("UCYN-A3" is not met by "UCYN-A30"),
+    whatever the case: what a refusal can tell the asker is missing."""
+    out = []
+    for name in names:
+        # Any dash, a space or nothing between the name's parts ("IL-6" is met by "IL6", "IL‑6" with a no-break
+        # hyphen, "5-day" by "5 days"), and a plural either side ("HPVs" by "HPV").
+        stem = name[:-1] if len(name) > 2 and name.endswith("s") and name[-2].isupper() else name
+        body = r"[-‐‑‒–— ]?".join(re.escape(p) for p in re.split(r"[-‐‑‒–—]", stem) if p)  # noqa: RUF001
+        pat = re.compile(rf"(?<![0-9A-Za-z]){body}s?(?![0-9A-Za-z])", re.I)
+        if not any(pat.search(t) for t in texts):
+            out.append(name)
+    return out
 
 
 def detail_vector(question: str, probs: np.ndarray, core_cov: np.ndarray, texts: Sequence[str]) -> np.ndarray:
