@@ -59,14 +59,17 @@ def entity_tokens(question: str) -> tuple[str, ...]:
 def unmentioned(names: Sequence[str], texts: Sequence[str]) -> list[str]:
     """The ``names`` that none of ``texts`` mentions as a whole token ("UCYN-A3" is not met by "UCYN-A30"),
     whatever the case: what a refusal can tell the asker is missing."""
+    lowered = [t.lower() for t in texts]
     out = []
     for name in names:
         # Any dash, a space or nothing between the name's parts ("IL-6" is met by "IL6", "IL‑6" with a no-break
         # hyphen, "5-day" by "5 days"), and a plural either side ("HPVs" by "HPV").
         stem = name[:-1] if len(name) > 2 and name.endswith("s") and name[-2].isupper() else name
-        body = r"[-‐‑‒–— ]?".join(re.escape(p) for p in re.split(r"[-‐‑‒–—]", stem) if p)  # noqa: RUF001
-        pat = re.compile(rf"(?<![0-9A-Za-z]){body}s?(?![0-9A-Za-z])", re.I)
-        if not any(pat.search(t) for t in texts):
+        body = r"[-‐‑‒–— ]?".join(re.escape(p) for p in re.split(r"[-‐‑‒–—]", stem.lower()) if p)  # noqa: RUF001
+        # The pattern opens on a literal, which the regex engine finds fast; the boundary before it is
+        # checked by hand (a look-behind first would be tried at every position of long documents).
+        pat = re.compile(rf"{body}s?(?![0-9a-z])")
+        if not any(m.start() == 0 or not t[m.start() - 1].isalnum() for t in lowered for m in pat.finditer(t)):
             out.append(name)
     return out
 
