@@ -118,6 +118,9 @@ def test_a_name_no_document_found_mentions_is_said(assistant: Assistant) -> None
     said = ans.text if ans.refused else " ".join(ans.notices)
     assert 'not mention "ELIANA"' in said or 'mentions "ELIANA" by that name' in said
     assert not any("mentions" in n for n in assistant.ask(OS_QUESTION).notices)  # TOWER is named
+    # a unit is no name: "µg/m²" must not be reported as a missing "m²"
+    dose = assistant.ask("What dose of blinatumomab (in µg/m² per day) did the infants receive?")
+    assert '"m²"' not in dose.text + " ".join(dose.notices)
 
 
 def test_sources_disagreeing_on_trial_size(files: dict[str, str]) -> None:

@@ -383,7 +383,9 @@ class Assistant:
         """The question's names (a trial, a strain, a time point) that no document found mentions anywhere in
         its text: the asker learns what is missing, not only that something is."""
         docs = sorted({s.cand.unit.doc for s in j.scored})
-        names = detail_gate.entity_names(j.retrieved.condensed.question)
+        # A unit ("µg/m²" gives "m²") is no name: a name has two letters at least.
+        names = [n for n in detail_gate.entity_names(j.retrieved.condensed.question)
+                 if sum(c.isalpha() for c in n) >= 2]
         return detail_gate.unmentioned(names, [self.index.doc_text(d) for d in docs]) if docs and names else []
 
     def _refusal(self, j: Judged) -> tuple[str, list[Citation], list[AnswerSentence]]:
