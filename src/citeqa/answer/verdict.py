@@ -81,10 +81,14 @@ def _concluding(items: Sequence[Item]) -> list[int]:
     return own or concl
 
 
+# More concluding sentences than an abstract's conclusion holds.
+_LONG_PART = 3
+
+
 def long_conclusion(items: Sequence[Item]) -> bool:
     """More than three concluding sentences of the lead's document among the candidates: not an abstract's
     conclusion but a part that states many things (a guideline's recommendations)."""
-    return bool(items) and len(_concluding(items)) > 3
+    return bool(items) and len(_concluding(items)) > _LONG_PART
 
 
 def verdict_evidence(items: Sequence[Item], ratio: float = 0.5) -> list[int]:
@@ -96,7 +100,7 @@ def verdict_evidence(items: Sequence[Item], ratio: float = 0.5) -> list[int]:
         return []
     lead = items[0]
     concl = _concluding(items)
-    if long_conclusion(items):
+    if len(concl) > _LONG_PART:  # long_conclusion(items), without finding the concluding sentences again
         # A long concluding part (a guideline's summary of recommendations, a paper's conclusions
         # section) states many things: the ones about the question, most probable first.
         concl = [concl[0], *[i for i in concl[1:] if items[i][4] >= ratio * items[concl[0]][4]][:2]]
