@@ -758,3 +758,19 @@ def test_gold_quote_found_when_whitespace_differs() -> None:
     assert span is not None and text[span[0]:span[1]].startswith("GSDMA") and text[span[1] - 1] == "n"
     assert find_quote(text, "Intro.") == (0, 6)
     assert find_quote(text, "PLK1 T9(H)") is None and find_quote(text, "   ") is None
+
+
+def test_a_gold_quote_stated_twice_is_gold_at_both_places(fake_answerer, eval_script) -> None:
+    # An abstract's sentence repeated word for word in the results: evidence found, or cited, at the second
+    # place is the gold evidence too (the first place alone had counted it a miss and a wrong citation).
+    from citeqa.textutil import find_quotes
+
+    sentence = "Fatal adverse events occurred in 3% and 7%, respectively."
+    docs = {"a.txt": f"Abstract\n{sentence}\n\nMethods\nWe enrolled adults.\n\nResults\n{sentence}\n"}
+    second = docs["a.txt"].rindex(sentence)
+    assert find_quotes(docs["a.txt"], sentence) == [(9, 9 + len(sentence)), (second, second + len(sentence))]
+    item = EvalItem("x", "Q", must_contain=("3%",), evidence=(Evidence("a.txt", sentence),), type="numeric")
+    span = ("a.txt", second, second + len(sentence))
+    fake = fake_answerer({"Q": eval_script(f"{sentence} [1]", passages=[span], citations=[span])}, docs)
+    metrics = score_item(item, fake.ask("Q"), docs.__getitem__)["metrics"]
+    assert metrics["recall_at_k"] == 1.0 and metrics["citations_relevant"] == 1

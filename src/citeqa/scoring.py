@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from citeqa.eval_questions import EvalItem, Evidence
-from citeqa.textutil import find_quote
+from citeqa.textutil import find_quotes
 from citeqa.types import Answer
 
 DocTextFn = Callable[[str], str]
@@ -126,13 +126,15 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
             data_errors.append(f"evidence doc {ev.doc!r} not found")
             continue
         if ev.start is not None and ev.end is not None and t[ev.start : ev.end] == ev.quote:
-            found: tuple[int, int] | None = (ev.start, ev.end)
+            found = [(ev.start, ev.end)]
         else:
-            found = find_quote(t, ev.quote)  # whitespace may differ in tables: tabs for spaces
-        if found is None:
+            # Whitespace may differ in tables (tabs for spaces); a quote the document states twice (an
+            # abstract's sentence repeated in the results) is gold at both places.
+            found = find_quotes(t, ev.quote)
+        if not found:
             data_errors.append(f"gold quote not found in {ev.doc}: {_short(ev.quote)!r}")
             continue
-        gold.append((ev, found))
+        gold += [(ev, span) for span in found]
 
     # retrieval
     passages = list(answer.passages)
@@ -141,9 +143,9 @@ def score_item(item: EvalItem, answer: Answer, doc_text: DocTextFn, k: int = 5) 
     mrr: float | None = None
     if item.evidence and not data_errors:
         hits = []
-        for ev, span in gold:
+        for ev in item.evidence:  # each quote must be found at one of the places it stands
             spans = [(int(p["start"]), int(p["end"])) for p in top if p.get("doc") == ev.doc]
-            ok = evidence_covered(texts[ev.doc] or "", span, spans)
+            ok = any(evidence_covered(texts[ev.doc] or "", span, spans) for e, span in gold if e is ev)
             hits.append(ok)
             if not ok:
                 reasons.append(f"evidence not in top-{k}: {_short(ev.quote)!r}")

@@ -166,3 +166,14 @@ def find_quote(text: str, quote: str) -> tuple[int, int] | None:
         return None
     m = re.compile(r"\s+".join(re.escape(w) for w in words)).search(text)
     return (m.start(), m.end()) if m else None
+
+
+def find_quotes(text: str, quote: str) -> list[tuple[int, int]]:
+    """Every place ``quote`` stands in ``text``, matched as :func:`find_quote` does: a gold quote given
+    without offsets is met wherever the document states it word for word (an abstract's sentence repeated
+    in the results)."""
+    words = quote.split()
+    if not words:
+        return []
+    pat = re.compile(r"\s+".join(re.escape(w) for w in words))
+    return [(m.start(), m.end()) for m in pat.finditer(text)]

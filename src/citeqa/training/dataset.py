@@ -27,7 +27,7 @@ import numpy as np
 from citeqa.answer import evidence as ev
 from citeqa.answer import features as F
 from citeqa.config import PROJECT_ROOT, Settings
-from citeqa.textutil import find_quote
+from citeqa.textutil import find_quotes
 
 SHARED = Path(os.environ.get("CITEQA_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
 CACHE = PROJECT_ROOT / "runs" / "training"
@@ -84,9 +84,8 @@ def _gold_spans(item: dict[str, Any], doc_text: Any) -> list[tuple[str, int, int
             text = doc_text(doc)
         except KeyError:
             continue
-        span = find_quote(text, e["quote"])  # whitespace may differ in tables: tabs for spaces
-        if span is not None:
-            out.append((doc, *span))
+        # Whitespace may differ in tables (tabs for spaces); a quote stated twice is gold at both places.
+        out += [(doc, *span) for span in find_quotes(text, e["quote"])]
     return out
 
 
