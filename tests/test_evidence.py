@@ -220,6 +220,11 @@ def test_detail_vector_reads_the_best_candidate_and_the_named_things() -> None:
     assert (v["entity_missing1"], v["entity_missing3"], v["entity_missing_pool"]) == (1.0, 0.0, 0.0)
     empty = detail_vector(q, np.zeros(0), np.zeros(0), [])
     assert empty.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    # The gate reads names as the refusal message does: whole tokens, any dash, so "UCYN-A30" is another
+    # name and "UCYN A3" the same one.
+    longer = detail_vector(q, probs, cov, ["ucyn-a30 correlation r = 0.9", "ucyn a3 sampled", "other"])
+    assert dict(zip(DETAIL_FEATURES, longer, strict=True))["entity_missing1"] == 1.0
+    assert dict(zip(DETAIL_FEATURES, longer, strict=True))["entity_missing3"] == 0.0
 
 
 def test_verdict_reads_the_lead_and_its_documents_conclusion() -> None:

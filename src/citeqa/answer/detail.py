@@ -15,6 +15,7 @@ answers its title question without repeating the question's details.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -56,22 +57,27 @@ def entity_tokens(question: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.lower() for t in entity_names(question)))
 
 
+@functools.lru_cache(maxsize=2048)
+def _name_pattern(name: str) -> re.Pattern[str]:
+    # Any dash, a space or nothing between the name's parts ("IL-6" is met by "IL6", "IL‑6" with a no-break
+    # hyphen, "5-day" by "5 days"), and a plural either side ("HPVs" by "HPV").
+    stem = name[:-1] if len(name) > 2 and name.endswith("s") and name[-2].isupper() else name
+    body = r"[-‐‑‒–— ]?".join(re.escape(p) for p in re.split(r"[-‐‑‒–—]", stem.lower()) if p)  # noqa: RUF001
+    # The pattern opens on a literal, which the regex engine finds fast; the boundary before it is
+    # checked by hand (a look-behind first would be tried at every position of long documents).
+    return re.compile(rf"{body}s?(?![0-9a-z])")
+
+
+def mentions(text: str, name: str) -> bool:
+    """``text`` (lower-cased) mentions ``name`` as a whole token ("UCYN-A3" is not met by "UCYN-A30")."""
+    return any(m.start() == 0 or not text[m.start() - 1].isalnum() for m in _name_pattern(name).finditer(text))
+
+
 def unmentioned(names: Sequence[str], texts: Sequence[str]) -> list[str]:
-    """The ``names`` that none of ``texts`` mentions as a whole token ("UCYN-A3" is not met by "UCYN-A30"),
-    whatever the case: what a refusal can tell the asker is missing."""
+    """The ``names`` that none of ``texts`` mentions as a whole token, whatever the case: what a refusal can
+    tell the asker is missing."""
     lowered = [t.lower() for t in texts]
-    out = []
-    for name in names:
-        # Any dash, a space or nothing between the name's parts ("IL-6" is met by "IL6", "IL‑6" with a no-break
-        # hyphen, "5-day" by "5 days"), and a plural either side ("HPVs" by "HPV").
-        stem = name[:-1] if len(name) > 2 and name.endswith("s") and name[-2].isupper() else name
-        body = r"[-‐‑‒–— ]?".join(re.escape(p) for p in re.split(r"[-‐‑‒–—]", stem.lower()) if p)  # noqa: RUF001
-        # The pattern opens on a literal, which the regex engine finds fast; the boundary before it is
-        # checked by hand (a look-behind first would be tried at every position of long documents).
-        pat = re.compile(rf"{body}s?(?![0-9a-z])")
-        if not any(m.start() == 0 or not t[m.start() - 1].isalnum() for t in lowered for m in pat.finditer(t)):
-            out.append(name)
-    return out
+    return [name for name in names if not any(mentions(t, name) for t in lowered)]
 
 
 def detail_vector(question: str, probs: np.ndarray, core_cov: np.ndarray, texts: Sequence[str]) -> np.ndarray:
@@ -86,7 +92,7 @@ def detail_vector(question: str, probs: np.ndarray, core_cov: np.ndarray, texts:
     def missing(idx: Sequence[int] | np.ndarray) -> float:
         if not ents:
             return 0.0
-        return sum(all(e not in texts[int(j)] for j in idx) for e in ents) / len(ents)
+        return sum(all(not mentions(texts[int(j)], e) for j in idx) for e in ents) / len(ents)
 
     return np.array([float(core_cov[order[0]]), float(probs[order[0]]), missing(order[:1]), missing(order[:3]),
                      missing(range(len(texts)))], dtype=np.float32)
