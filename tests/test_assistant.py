@@ -139,9 +139,9 @@ def test_sources_disagreeing_on_trial_size(files: dict[str, str]) -> None:
     a, b = sentence_with("405 patients", "000_ff52d1b053a42489.txt"), sentence_with("376 patients",
                                                                                    "002_e9f14de385d16e30.txt")
     asked = frozenset(index_terms("How many patients were in the TOWER trial?"))
-    assert _differ(a, b, asked) == "patients"
+    assert _differ(a, b, asked, counted="patient") == "patients"
     report = sentence_with("376 received", "003_19084b4463aafb5f.txt")
-    assert _differ(report, b, asked) == ""
+    assert _differ(report, b, asked, counted="patient") == ""
 
 
 def test_table_answer_for_neutropenia(assistant: Assistant, files: dict[str, str]) -> None:

@@ -131,6 +131,19 @@ def test_figures_about_different_subjects_are_no_disagreement() -> None:
                    "In ELIANA, cytokine release syndrome occurred in 71% of patients.", asked) == "percentages"
 
 
+def test_a_unit_the_question_only_uses_is_no_measure_to_disagree_on() -> None:
+    # "2-year survival" uses the unit "year"; two studies' patients' ages in years are no disagreement.
+    asked = frozenset(index_terms("Compare 2-year overall survival with blinatumomab in the relapse trial and in "
+                                  "the infant study."))
+    relapse = "The trial compared blinatumomab with chemotherapy in 208 patients aged 1 to 30 years."
+    infants = "A total of 30 infants younger than 1 year of age were given blinatumomab."
+    assert _differ(relapse, infants, asked) == ""
+    # A unit the question counts is the measure: "how many patients" against 405 and 376 patients.
+    counted = frozenset(index_terms("How many patients were randomised?"))
+    assert _differ("Of the 405 patients randomised, most were treated.", "The trial randomised 376 patients.",
+                   counted, counted="patient") == "patients"
+
+
 @pytest.mark.parametrize(("sentence", "shown"), [
     ("CONCLUSIONS: This study suggests that CA72-4 can be useful.", "This study suggests that CA72-4 can be useful."),
     ("Abstract: The first known cases of MERS occurred in 2012.", "The first known cases of MERS occurred in 2012."),

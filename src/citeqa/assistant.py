@@ -346,7 +346,7 @@ class Assistant:
             return Composed(j, text, tuple(cits), tuple(sents), (), notices)
         # A verdict is read from one document's conclusion, so its evidence keeps its order.
         picked, corroborates = (list(j.picked), {}) if j.verdict else primary_first(self.index, j.picked, j.scored)
-        found = comp.conflicts(self.index, picked, list(j.scored), frozenset(j.query.core))
+        found = comp.conflicts(self.index, picked, list(j.scored), frozenset(j.query.core), j.query.counted)
         for a, b, _ in found:
             for s in (a, b):
                 if s not in picked:

@@ -324,10 +324,10 @@ def _fragments_before(index: Index, unit: Unit, c: Candidate) -> list[tuple[Unit
     return [(other, last)] if ok else []
 
 
-def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], asked: frozenset[str] = frozenset()
-              ) -> list[tuple[Scored, Scored, str]]:
+def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], asked: frozenset[str] = frozenset(),
+              counted: str = "") -> list[tuple[Scored, Scored, str]]:
     """Pairs of strong evidence from different documents that give different figures for the same measure
-    of the question (``asked``: the question's terms)."""
+    of the question (``asked``: the question's terms; ``counted``: what it counts, "how many patients")."""
     if not picked:
         return []
     # Wider than the evidence quoted, by rank rather than score: a planted or outlying figure that repeats
@@ -339,7 +339,7 @@ def conflicts(index: Index, picked: Sequence[Scored], pool: Sequence[Scored], as
             if a.cand.unit.doc == b.cand.unit.doc or not (a in picked or b in picked):
                 continue
             what = _differ(sentence_text(index, a), sentence_text(index, b), asked,
-                           subject[a.cand.unit.doc], subject[b.cand.unit.doc])
+                           subject[a.cand.unit.doc], subject[b.cand.unit.doc], counted)
             if what:
                 return [(a, b, what)]  # the best-ranked disagreement; further pairs are mostly repeats
     return []
@@ -375,10 +375,12 @@ def _doc_terms(index: Index, doc: str) -> frozenset[str]:
 
 
 def _differ(a: str, b: str, asked: frozenset[str], about_a: frozenset[str] = frozenset(),
-            about_b: frozenset[str] = frozenset()) -> str:
+            about_b: frozenset[str] = frozenset(), counted: str = "") -> str:
     """The measure both texts report with no figure in common ("" when they agree or measure different
-    things). Same measure: the same unit, and either the question counts that unit ("how many patients")
-    or both texts name at least two of the question's words (what is measured, and of whom)."""
+    things). Same measure: the same unit, and either the question counts that unit (``counted``: "how many
+    patients") or both texts name at least two of the question's words (what is measured, and of whom). A
+    unit the question merely uses is not enough: "2-year survival" does not make two patients' ages
+    ("1 to 30 years", "younger than 1 year") a disagreement."""
     fa, fb = figures(a), figures(b)
     na, nb = set(numbers(a)), set(numbers(b))
     wa, wb = set(index_terms(a)), set(index_terms(b))
@@ -390,6 +392,6 @@ def _differ(a: str, b: str, asked: frozenset[str], about_a: frozenset[str] = fro
         # Without the question counting the unit, the two must speak of the same question words, in the
         # sentence or as its document's title or study name: "77% of ELIANA patients" and "2.4% of
         # patients" (another trial's report) share the measure, not whom.
-        if unit in asked or (len(about - {unit}) >= 2 and same_subject):
+        if (counted and unit == counted) or (len(about - {unit}) >= 2 and same_subject):
             return _unit_word(a, unit)
     return ""
