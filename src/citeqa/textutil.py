@@ -155,16 +155,20 @@ def numbers(text: str) -> list[str]:
 _STOP_STEMS = frozenset(stem(w) for w in STOPWORDS | QUESTION_WORDS) | STOPWORDS | QUESTION_WORDS
 
 
+def _quote_pattern(quote: str) -> re.Pattern[str] | None:
+    """The quote's words with any run of whitespace between them; None for a blank quote."""
+    words = quote.split()
+    return re.compile(r"\s+".join(re.escape(w) for w in words)) if words else None
+
+
 def find_quote(text: str, quote: str) -> tuple[int, int] | None:
     """Where ``quote`` stands in ``text``: verbatim, else with any run of whitespace for each space (a
     table written with tabs where the quote has spaces, a line break where it has one space)."""
     pos = text.find(quote)
     if pos >= 0:
         return pos, pos + len(quote)
-    words = quote.split()
-    if not words:
-        return None
-    m = re.compile(r"\s+".join(re.escape(w) for w in words)).search(text)
+    pat = _quote_pattern(quote)
+    m = pat.search(text) if pat else None
     return (m.start(), m.end()) if m else None
 
 
@@ -172,8 +176,5 @@ def find_quotes(text: str, quote: str) -> list[tuple[int, int]]:
     """Every place ``quote`` stands in ``text``, matched as :func:`find_quote` does: a gold quote given
     without offsets is met wherever the document states it word for word (an abstract's sentence repeated
     in the results)."""
-    words = quote.split()
-    if not words:
-        return []
-    pat = re.compile(r"\s+".join(re.escape(w) for w in words))
-    return [(m.start(), m.end()) for m in pat.finditer(text)]
+    pat = _quote_pattern(quote)
+    return [(m.start(), m.end()) for m in pat.finditer(text)] if pat else []

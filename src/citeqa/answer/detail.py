@@ -80,6 +80,12 @@ def unmentioned(names: Sequence[str], texts: Sequence[str]) -> list[str]:
     return [name for name in names if not any(mentions(t, name) for t in lowered)]
 
 
+def gate_text(text: str, section: str, names: str) -> str:
+    """What the gate reads of one candidate: its text, section path and its document's names, lower-cased
+    (one definition for training and answering, so the two never read differently)."""
+    return f"{text} {section} {names}".lower()
+
+
 def detail_vector(question: str, probs: np.ndarray, core_cov: np.ndarray, texts: Sequence[str]) -> np.ndarray:
     """The gate's input for one question: ``probs`` and ``core_cov`` per candidate (evidence probability,
     IDF-weighted coverage of the question's own terms), ``texts`` per candidate: its text, section path

@@ -270,7 +270,7 @@ def doc_names(index: Index, doc: str) -> str:
 def detail(index: Index, q: F.QuestionView, scored: Sequence[Scored], model: Model) -> float:
     """P(the best evidence states the detail the question asks about): the second refusal gate's input."""
     names = {d: doc_names(index, d) for d in {s.cand.unit.doc for s in scored}}
-    texts = [f"{s.cand.text} {s.cand.unit.section} {names[s.cand.unit.doc]}".lower() for s in scored]
+    texts = [D.gate_text(s.cand.text, s.cand.unit.section, names[s.cand.unit.doc]) for s in scored]
     probs = np.array([s.score for s in scored])
     cov = F.FEATURE_NAMES.index("core_cov_ctx")
     core = np.array([s.features[cov] for s in scored]) if scored else np.zeros(0)

@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from citeqa.answer import features as F
-from citeqa.answer.detail import DETAIL_FEATURES, detail_vector
+from citeqa.answer.detail import DETAIL_FEATURES, detail_vector, gate_text
 from citeqa.answer.scorer import MODELS_DIR, Model, logistic_from_sklearn, trees_from_sklearn
 from citeqa.answer.verdict import VERDICT_FEATURES, verdict_evidence, verdict_features
 from citeqa.training import dataset, listwise
@@ -152,7 +152,7 @@ def detail_matrix(d: dict[str, Any], probs: list[np.ndarray]) -> tuple[np.ndarra
             continue
         x = d["X"][d["qidx"] == i]
         aliases = q.get("aliases", {})
-        texts = [f"{c['text']} {c['section']} {aliases.get(c['doc'], '')}".lower() for c in q["cands"]]
+        texts = [gate_text(c["text"], c["section"], aliases.get(c["doc"], "")) for c in q["cands"]]
         rows.append(detail_vector(q["question"], probs[i], x[:, cov] if len(x) else np.zeros(0), texts))
         labels.append(int(q["answerable"]))
         which.append(i)
