@@ -213,13 +213,15 @@ def test_names_no_text_mentions() -> None:
 def test_detail_vector_reads_the_best_candidate_and_the_named_things() -> None:
     q = "What correlation did the study report for UCYN-A3?"
     texts = ["within ucyn-a1 the correlation was r = 0.93 results", "methods ucyn-a3 was sampled", "other text"]
-    probs, cov = np.array([0.9, 0.2, 0.1]), np.array([0.6, 0.3, 0.0])
+    # per candidate: core-term coverage, rarest missing term (relative IDF)
+    probs, cov = np.array([0.9, 0.2, 0.1]), np.array([[0.6, 0.4], [0.3, 0.0], [0.0, 1.0]])
     v = dict(zip(DETAIL_FEATURES, detail_vector(q, probs, cov, texts), strict=True))
     assert v["p1"] == pytest.approx(0.9) and v["core_cov1"] == pytest.approx(0.6)
+    assert v["missing_rare1"] == pytest.approx(0.4)
     # UCYN-A3 is missing from the best candidate, present among the top three and in the pool.
     assert (v["entity_missing1"], v["entity_missing3"], v["entity_missing_pool"]) == (1.0, 0.0, 0.0)
-    empty = detail_vector(q, np.zeros(0), np.zeros(0), [])
-    assert empty.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    empty = detail_vector(q, np.zeros(0), np.zeros((0, 2)), [])
+    assert empty.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
     # The gate reads names as the refusal message does: whole tokens, any dash, so "UCYN-A30" is another
     # name and "UCYN A3" the same one.
     longer = detail_vector(q, probs, cov, ["ucyn-a30 correlation r = 0.9", "ucyn a3 sampled", "other"])

@@ -7,10 +7,12 @@ the sublineage UCYN-A1 and not the asked UCYN-A3, ICML 2023 and not 2024, BAL in
 influenza. This gate reads how well the best evidence covers the question and whether the question's
 named things — tokens shaped like identifiers (a digit with letters, two capitals, a capital inside a
 word: gene, strain, trial, model and cohort names of any field) — appear in the top evidence, its section
-or its document's title. It is fitted on the training corpora's wh-questions against their unanswerable
-items and near-topic copies (each answerable question's pool with the answering sentences removed), with
-its own false-refusal budget. Yes/no questions are left to the first gate: an abstract's conclusion
-answers its title question without repeating the question's details.
+or its document's title, and how rare the rarest question term is that the best evidence leaves out (the
+asked measure is often the one word a near-topic sentence lacks). It is
+fitted on the training corpora's wh-questions against their unanswerable items and near-topic copies (each
+answerable question's pool with the answering sentences removed), with its own false-refusal budget.
+Yes/no questions are left to the first gate: an abstract's conclusion answers its title question without
+repeating the question's details.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-DETAIL_FEATURES = ("core_cov1", "p1", "entity_missing1", "entity_missing3", "entity_missing_pool")
+DETAIL_FEATURES = ("core_cov1", "p1", "entity_missing1", "entity_missing3", "entity_missing_pool", "missing_rare1")
+# The evidence features (``features.FEATURE_NAMES``) the gate reads of each candidate, in this order.
+CANDIDATE_INPUTS = ("core_cov_ctx", "missing_rare")
 
 _TOKEN = re.compile(r"[^\s,;:()?\[\]\"'/–—]+")  # noqa: RUF001 -- en and em dashes join two names
 _POSSESSIVE = re.compile(r"['’]s$")  # noqa: RUF001
@@ -86,12 +90,13 @@ def gate_text(text: str, section: str, names: str) -> str:
     return f"{text} {section} {names}".lower()
 
 
-def detail_vector(question: str, probs: np.ndarray, core_cov: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-    """The gate's input for one question: ``probs`` and ``core_cov`` per candidate (evidence probability,
-    IDF-weighted coverage of the question's own terms), ``texts`` per candidate: its text, section path
-    and document title, lower-cased."""
+def detail_vector(question: str, probs: np.ndarray, cand: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """The gate's input for one question: ``probs`` per candidate (evidence probability), ``cand`` the
+    candidates' ``CANDIDATE_INPUTS`` (IDF-weighted coverage of the question's own terms; the IDF of the
+    rarest question term missing, relative to the question's rarest), ``texts`` per candidate: its text,
+    section path and document title, lower-cased."""
     if len(probs) == 0:
-        return np.array([0.0, 0.0, 1.0, 1.0, 1.0], dtype=np.float32)
+        return np.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32)
     order = np.argsort(-probs, kind="stable")
     ents = entity_tokens(question)
 
@@ -100,5 +105,6 @@ def detail_vector(question: str, probs: np.ndarray, core_cov: np.ndarray, texts:
             return 0.0
         return sum(all(not mentions(texts[int(j)], e) for j in idx) for e in ents) / len(ents)
 
-    return np.array([float(core_cov[order[0]]), float(probs[order[0]]), missing(order[:1]), missing(order[:3]),
-                     missing(range(len(texts)))], dtype=np.float32)
+    best = cand[order[0]]
+    return np.array([float(best[0]), float(probs[order[0]]), missing(order[:1]), missing(order[:3]),
+                     missing(range(len(texts))), float(best[1])], dtype=np.float32)
