@@ -195,6 +195,9 @@ def _digest(key: SecretStr) -> str:
 
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
+# 24: table lines are never page furniture (two markdown tables share their "|---|" rule line), nor is a
+# repeated short heading standing over its paragraph (a report's "Methods" over the abstract's part and the
+# body's); a byline may end with its group ("for the X Investigators");
 # 23: Greek letters in terms read as their names ("β-estradiol" meets "beta-estradiol");
 # 22: derived nouns share their verb's stem ("treatment"/"treated", "admission"/"admitted");
 # 21: British spellings read as American ones; a short plain-text heading may run into its paragraph
@@ -216,4 +219,4 @@ def _digest(key: SecretStr) -> str:
 # text that starts with a figure reference ("Figure 2C), is …") no longer starts a caption;
 # 8: PDF tables set in a smaller font are cut from the text below them, and a table the layout split at a
 # row gap is read whole; 7: PDF column headings given one per line; 6: storage format 2.
-INGEST_VERSION = 23
+INGEST_VERSION = 24

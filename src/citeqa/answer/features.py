@@ -49,6 +49,10 @@ _OPPOSITES = re.compile(r"\b(?:more or less|less or more|higher or lower|lower o
                         r"more or fewer|fewer or more|earlier or later)\b(?! (?:the same|equal|identical)\b)", re.I)
 
 
+_TITLE_PARTS = re.compile(r"[:;]\s|\.\s|--|\s[-–—]\s")
+_AS_A = re.compile(r"\bas an?\b", re.I)
+
+
 def is_yes_no(question: str, follow_up: bool = False) -> bool:
     """Whether the question is answered by yes or no, from its grammar alone."""
     q = question.strip()
@@ -59,9 +63,15 @@ def is_yes_no(question: str, follow_up: bool = False) -> bool:
         return False  # "Were serious events more or less frequent with A?" asks which
     if YES_NO_Q.search(q) or YES_NO_Q.search(last):
         return True
-    # A bare titled question ("...: a benefit of alcohol with meals?") has no question word at all;
-    # a follow-up fragment ("And with chemotherapy?") takes its kind from the turn it follows.
-    return not follow_up and q.endswith("?") and not _WH.search(q)
+    # A follow-up fragment ("And with chemotherapy?") takes its kind from the turn it follows.
+    if follow_up or not q.endswith("?") or _WH.search(q):
+        return False
+    if any(YES_NO_Q.search(part) for part in q.split(", ")[1:]):
+        return True  # "According to the notice, is it safe to ...?"
+    # Without a question word or a verb first, a question is a titled claim when it has a title's parts or
+    # an "as a" predicate ("Pancreas retransplantation: a second chance?", "X as a diagnostic tool?"); a bare
+    # noun phrase asks for the thing it names ("Fidaxomicin dose for a first episode?", "Pooled RR vs control?").
+    return bool(_TITLE_PARTS.search(q) or _AS_A.search(q))
 
 # --- evidence descriptions --------------------------------------------------------------------------
 _DATEISH = re.compile(

@@ -38,11 +38,17 @@ def is_author_line(s: str) -> bool:
     return sum(map(_is_name, parts)) >= 0.8 * len(parts)
 
 
+_GROUP_AUTHOR = re.compile(r"^(?:for |on behalf of )?(?:the )?[\w'’ -]{0,60}\b(?:investigators|(?:study |research |"
+                           r"collaborative )?group|consortium|collaborators|trialists|committee|network)$", re.I)
+
+
 def is_name_list(s: str) -> bool:
     """Nothing but personal names, most of them with first and last name (an author list as a sentence of
     the text, degrees and marks allowed): never evidence. Lists of single capitalised words (genes,
     drugs) do not count."""
-    parts = name_parts(DEGREE.sub("", s))
+    # A group named after the people ("…; for the COPRA Investigators", "and the X Study Group") is part of
+    # the byline, not a sentence.
+    parts = [p for p in name_parts(DEGREE.sub("", s)) if not _GROUP_AUTHOR.match(p)]
     return (len(parts) >= 3 and all(map(_is_name, parts))
             and sum(len(p.split()) >= 2 for p in parts) * 2 >= len(parts))
 

@@ -181,6 +181,10 @@ class _TextExtractor(HTMLParser):
         elif tag == "table":
             self.rowspans = {}
             self.parts.append("\n\n")
+        elif tag == "li":
+            # A bullet, as markdown writes it: a short item ("Age 65 years or older") is a list item, not a
+            # heading over the next one.
+            self.parts.append("\n\n- ")
         elif tag in _BLOCK:
             self.parts.append("\n\n")
 

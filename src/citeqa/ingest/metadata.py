@@ -175,7 +175,12 @@ def _is_header_line(s: str) -> bool:
         return False
     key, value = m.group(1).strip(), m.group(2).strip()
     # Known metadata keys, ALL-CAPS labels of structured abstracts, and "Key: <identifier>" lines.
-    return key.lower() in _HEADER_KEYS or key.isupper() or bool(re.fullmatch(r"\S*\d\S*", value) and len(value) >= 8)
+    # A known key with a qualifier ("Date issued", "Date of issue", "Published online") is one too.
+    words = key.lower().split()
+    # (An ALL-CAPS label heads mixed-case text; a line all in capitals is a title set in capitals.)
+    return (key.lower() in _HEADER_KEYS or (key.isupper() and not value.isupper())
+            or (len(words) <= 3 and words[0] in _HEADER_KEYS)
+            or bool(re.fullmatch(r"\S*\d\S*", value) and len(value) >= 8))
 
 
 def _is_title_candidate(s: str) -> bool:
@@ -183,8 +188,8 @@ def _is_title_candidate(s: str) -> bool:
     if not 3 <= len(words) <= 40 or len(s) > 300 or not s[0].isupper() and not s[0].isdigit():
         return False
     letters = [c for c in s if c.isalpha()]
-    if letters and all(c.isupper() for c in letters):
-        return False  # running heads and section labels ("ORIGINAL ARTICLE")
+    if letters and all(c.isupper() for c in letters) and len(words) < 6:
+        return False  # running heads and section labels ("ORIGINAL ARTICLE"); a notice's title may be set in capitals
     if s.upper() in MAJOR:
         return False
     if _URL.search(s) or _LICENCE.search(s) or _IDENT.search(s) or _CITATION.search(s):

@@ -106,13 +106,24 @@ def _is_sentence_like(s: str) -> bool:
     return len(s.split()) >= 6 and bool(re.search(r"[.!?]\W*$", s))
 
 
+def _over_paragraph(lines: list[Line], i: int) -> bool:
+    """A short line after a blank one with running text right under it is a heading, though it repeats: a
+    report's "Methods" and "Patients" stand over the abstract's part and again over the body's."""
+    s = lines[i].stripped
+    prev_blank = i == 0 or not lines[i - 1].stripped
+    below = lines[i + 1].stripped if i + 1 < len(lines) else ""
+    return is_major(s) or (prev_blank and len(below.split()) >= 6 and s[:1].isupper())
+
+
 def detect_furniture(lines: list[Line]) -> set[int]:
-    """Indices of lines that are page furniture: repeated running heads/feet, page numbers, site chrome."""
-    counts = Counter(_norm(ln.text) for ln in lines if ln.stripped and "\t" not in ln.text)
+    """Indices of lines that are page furniture: repeated running heads/feet, page numbers, site chrome.
+    Table lines never are: two markdown tables of as many columns share their "|---|---|" rule line, and
+    a repeated row ("| Total | ... |") is data."""
+    counts = Counter(_norm(ln.text) for ln in lines if ln.stripped and not is_table_line(ln.text))
     bad: set[int] = set()
     for i, ln in enumerate(lines):
         s = ln.stripped
-        if not s or "\t" in ln.text:
+        if not s or is_table_line(ln.text):
             continue
         prev_blank = i == 0 or not lines[i - 1].stripped
         next_blank = i + 1 >= len(lines) or not lines[i + 1].stripped
@@ -122,7 +133,8 @@ def detect_furniture(lines: list[Line]) -> set[int]:
             bad.add(i)
         elif not heading and n >= 3 and len(s) >= 8 and not _is_sentence_like(s):
             bad.add(i)  # running heads and feet repeat on every page
-        elif not heading and n >= 2 and len(s.split()) <= 3 and not re.search(r"[.!?]$", s):
+        elif (not heading and n >= 2 and len(s.split()) <= 3 and not re.search(r"[.!?]$", s)
+              and not _over_paragraph(lines, i)):
             bad.add(i)  # repeated short chrome ("Email")
     # Pagination blocks: the link titles next to "< Older Post" / "Newer Post >" are navigation too.
     for i in sorted(bad):
@@ -249,8 +261,8 @@ class _Sections:
                 and (self.abstract_seen or not self.unheaded)):
             self.abstract_seen.add(key)
             self.minor, self.abstract_paras = text, 0
-        elif (is_major(text) or self._sibling(level) or (self.in_abstract and self.unheaded and not self.abstract_seen)
-              or bool(_TOP_NUMBER.match(text))):
+        elif (is_major(text) or self._sibling(level) or self._peer(text, level)
+              or (self.in_abstract and self.unheaded and not self.abstract_seen) or bool(_TOP_NUMBER.match(text))):
             # An abstract written as one paragraph has no parts: the heading after it opens the body
             # (a case report's "Case presentation").
             self.in_abstract = key == "ABSTRACT"
@@ -269,7 +281,15 @@ class _Sections:
         level is still a part of it (documents that write every heading at one level)."""
         if not (level and self.major_level and level <= self.major_level):
             return False
-        return self.major.upper() in {"ABSTRACT", "SUMMARY"} or not is_major(self.major)
+        # An introduction has no parts either: a review's "## Definitions" after it is a section of its own.
+        return self.major.upper() in {"ABSTRACT", "SUMMARY", "INTRODUCTION", "BACKGROUND"} or not is_major(self.major)
+
+    def _peer(self, text: str, level: int) -> bool:
+        """Plain text: a heading in capitals after a section headed in capitals is the next section
+        ("BACKGROUND", then "WHAT THE AGENCY REVIEWED", then "RECOMMENDATIONS"), unless that section is one
+        of an article's that hold parts ("METHODS" > "STATISTICAL ANALYSIS"); introductions have none."""
+        return (not level and text.isupper() and self.major.isupper()
+                and (self.major in {"INTRODUCTION", "BACKGROUND", "SUMMARY"} or not is_major(self.major)))
 
     def paragraph(self) -> str:
         # An abstract part holds one paragraph; unheaded text after the abstract is the introduction.

@@ -64,6 +64,10 @@ def corpora(index_root: Path | None = None) -> list[Corpus]:
         # (evals/README-newdocs.md): judged only.
         Corpus("newdocs", PROJECT_ROOT / "evals" / "newdocs",
                (("newdocs", PROJECT_ROOT / "evals" / "newdocs_questions.jsonl"),), root / "newdocs", train=False),
+        # Six documents and 60 questions written blind -- by a writer who never saw citeqa's code or other
+        # question sets (evals/README-fresh.md): judged only, the closest to a user's first documents.
+        Corpus("fresh", PROJECT_ROOT / "evals" / "fresh",
+               (("fresh", PROJECT_ROOT / "evals" / "fresh_questions.jsonl"),), root / "fresh", train=False),
     ]
 
 
