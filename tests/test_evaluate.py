@@ -721,7 +721,7 @@ def test_corpora_run_three_systems_per_set(tmp_path, seed_index, monkeypatch, ca
     from citeqa.training.dataset import corpora
 
     assert [(c.name, c.train) for c in corpora()] == [("seeds", True), ("covidqa", True), ("pubmedqa", True),
-                                                      ("papers", False), ("newdocs", False)]
+                                                      ("papers", False), ("newdocs", False), ("fresh", False)]
     assert [(q.corpus, q.name) for q in ec.question_sets(["seeds"])] == [("seeds", "dev"), ("seeds", "own")]
     _index, settings = seed_index
     lines = [x for x in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if x.strip()][:4]

@@ -105,21 +105,18 @@ def test_a_report_s_repeated_section_names_are_headings_and_its_byline_is_no_evi
     assert is_byline(byline)  # names with degrees and their group: front matter, never evidence
 
 
-def test_a_title_line_and_a_byline_are_never_evidence(library: Callable[..., Any]) -> None:
+def test_a_byline_ending_with_its_group_is_never_evidence(library: Callable[..., Any]) -> None:
     # A yes/no question about a subgroup the report never gives had been answered "No." from the title
-    # line and the byline under it.
+    # line and the byline under it. (Leaving the title line out of the evidence too was measured and not
+    # kept: the refusal model reads it as a sign the document is on topic, see README.)
     from citeqa.answer.evidence import candidates
     from citeqa.types import Passage
 
-    index, bot = library({"trial.txt": REPORT})
+    index, _ = library({"trial.txt": REPORT})
     units = [u for u in index.units if u.doc == "trial.txt"]
     texts = [c.sentence.text for c in candidates(index, [Passage(u, "", "", 1.0, i + 1) for i, u in enumerate(units)])]
-    title = index.meta("trial.txt").title
-    assert title.startswith("Low-Dose Drug X") and title not in texts
     assert not any(t.startswith("Ann B. Smith") for t in texts)
     assert any(t.startswith("In this double-blind trial") for t in texts)
-    ans = bot.ask("Did drug X work as well in women as in men in the EXAMPLE-AF trial?")
-    assert all(not c.quote.startswith(("Low-Dose Drug X", "Ann B. Smith")) for c in ans.citations)
 
 
 NOTICE = """MEDICINES AGENCY

@@ -173,30 +173,21 @@ def make_query(index: Index, question: str, context: str, vector: np.ndarray) ->
 def candidates(index: Index, passages: Sequence[Passage]) -> list[Candidate]:
     out: list[Candidate] = []
     seen: set[tuple[str, int, int]] = set()
-    titles: dict[str, str] = {}
     for p in passages:
         u = p.unit
         if u.kind == "row" and not u.cells:
             continue  # header and sub-group rows are context for data rows, not answers
         if F.section_role(u.section) == "back":
             continue  # references, acknowledgements, funding, disclosures
-        if u.doc not in titles:
-            titles[u.doc] = _plain(index.meta(u.doc).title)
         sv = index.sentence_vectors(u.id)
         for i, s in enumerate(u.sentences):
             key = (u.doc, s.start, s.end)
             if key in seen or F.INSTRUCTION.search(s.text) or F.NEVER_EVIDENCE.search(s.text) or is_byline(s.text):
                 continue  # instructions to the reader or system, licences, funding, author lists: never evidence
-            if _plain(s.text) == titles[u.doc]:
-                continue  # the document's title names its topic; it states no finding (metadata answers "the title")
             seen.add(key)
             vec = sv[i] if sv is not None and i < len(sv) else index.unit_vector(u.id)
             out.append(Candidate(u, s, i, p.rank, p.score, vec))
     return out
-
-
-def _plain(text: str) -> str:
-    return " ".join(text.lower().split()).rstrip(".")
 
 
 def views(index: Index, q: F.QuestionView, cands: Sequence[Candidate]) -> list[F.CandidateView]:
