@@ -375,3 +375,26 @@ def test_a_row_label_of_the_other_polarity_is_not_named_by_the_question() -> Non
     assert whole(neg, row(frozenset({"outpati", "comorbid"}), False)) == 0.0
     # "no." is a number in a table's label, not a negation.
     assert not F.LABEL_NEGATION.search("Delirium, no. (%)") and F.LABEL_NEGATION.search("Non-users")
+
+
+def test_a_row_labelled_by_the_documents_topic_is_not_named_by_the_question() -> None:
+    """"Other probiotics" in a review of probiotics: the question names the topic, not that row; a row
+    whose label few candidates share ("Neutropenia") is named when the question says it."""
+    def view(text: str, terms: set[str], label: frozenset[str] = frozenset()) -> F.CandidateView:
+        return F.CandidateView(text=text, own=frozenset(terms), context=frozenset(terms), section="", role="results",
+                               is_row=bool(label), position=0, rel_pos=0.5, passage_rank=1, passage_score=1.0,
+                               sim=0.5, unit_sim=0.5, doc="d.txt", starts_lower=False, label=frozenset(label))
+
+    pool = [view("Other probiotics — Trials: 2", {"probiot", "trial"}, frozenset({"probiot"})),
+            view("Neutropenia — 37.8", {"neutropenia"}, frozenset({"neutropenia"})),
+            *[view(f"Probiotics reduced infection {i}.", {"probiot", "reduc", "infect"}) for i in range(4)]]
+    col = F.FEATURE_NAMES.index("label_named_distinct")
+
+    def named(question: str, core: set[str]) -> list[float]:
+        q = F.QuestionView(text=question, weights={t: 1.0 for t in core}, core=frozenset(core),
+                           numbers=frozenset(), max_idf=1.0, unknown_share=0.0, **F.describe_question(question),
+                           named=frozenset(), vector=np.zeros(1))
+        return F.feature_matrix(q, pool)[:2, col].tolist()
+
+    assert named("Up to what date was the search for the probiotics review?", {"search", "probiot", "review"}) == [0, 0]
+    assert named("How common was neutropenia?", {"common", "neutropenia"}) == [0, 1]

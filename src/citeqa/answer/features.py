@@ -445,7 +445,7 @@ CANDIDATE_FEATURES: dict[str, Feature] = {
 RELATIVE = ("sim", "unit_sim", "cov_ctx", "bm25", "passage_score")
 POOL_FEATURES = (
     [f"{n}_gap" for n in RELATIVE] + [f"{n}_rank" for n in RELATIVE]
-    + ["doc_best_sim_gap", "doc_share", "doc_best_cov_gap", "neighbour_sim"]
+    + ["doc_best_sim_gap", "doc_share", "doc_best_cov_gap", "neighbour_sim", "label_named_distinct"]
 )
 FEATURE_NAMES: tuple[str, ...] = (*CANDIDATE_FEATURES, *POOL_FEATURES)
 
@@ -487,7 +487,22 @@ def feature_matrix(q: QuestionView, views: Sequence[CandidateView]) -> np.ndarra
         around = [sim[j] for j in (i - 1, i + 1) if 0 <= j < n and docs[j] == docs[i]]
         nb[i] = max(around, default=sim[i])
     extra.append(nb)
+    extra.append(_label_named_distinct(q, views))
     return np.column_stack([base, *extra]).astype(np.float32)
+
+
+def _label_named_distinct(q: QuestionView, views: Sequence[CandidateView]) -> np.ndarray:
+    """Share of a table row's label the question names, counting only label terms that most of the pool
+    does not use: a row labelled by the documents' own topic ("Other probiotics" in a review of probiotics)
+    is not named by a question that merely names the topic."""
+    n = len(views)
+    df = {t: sum(t in v.own for v in views) for t in set().union(*(c.label for c in views))}
+    out = np.zeros(n)
+    for i, c in enumerate(views):
+        distinct = {t for t in c.label if df[t] * 2 < n}
+        if distinct and not _polarity_differs(q, c):
+            out[i] = len(distinct & q.core) / len(distinct)
+    return out
 
 
 # --- question-level (answerability) features --------------------------------------------------------------
