@@ -70,7 +70,7 @@ def is_yes_no(question: str, follow_up: bool = False) -> bool:
         return True  # "According to the notice, is it safe to ...?"
     # Without a question word or a verb first, a question is a titled claim when it has a title's parts or
     # an "as a" predicate ("Pancreas retransplantation: a second chance?", "X as a diagnostic tool?"); a bare
-    # noun phrase asks for the thing it names ("Fidaxomicin dose for a first episode?", "Pooled RR vs control?").
+    # noun phrase asks for the thing it names ("Drug dose for a first episode?", "Pooled RR vs control?").
     return bool(_TITLE_PARTS.search(q) or _AS_A.search(q))
 
 # --- evidence descriptions --------------------------------------------------------------------------
@@ -493,7 +493,7 @@ def feature_matrix(q: QuestionView, views: Sequence[CandidateView]) -> np.ndarra
 
 def _label_named_distinct(q: QuestionView, views: Sequence[CandidateView]) -> np.ndarray:
     """Share of a table row's label the question names, counting only label terms that most of the pool
-    does not use: a row labelled by the documents' own topic ("Other probiotics" in a review of probiotics)
+    does not use: a row labelled by the documents' own topic ("Other agents" in a review of those agents)
     is not named by a question that merely names the topic."""
     n = len(views)
     df = {t: sum(t in v.own for v in views) for t in set().union(*(c.label for c in views))}

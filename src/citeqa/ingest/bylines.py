@@ -46,7 +46,7 @@ def is_name_list(s: str) -> bool:
     """Nothing but personal names, most of them with first and last name (an author list as a sentence of
     the text, degrees and marks allowed): never evidence. Lists of single capitalised words (genes,
     drugs) do not count."""
-    # A group named after the people ("…; for the COPRA Investigators", "and the X Study Group") is part of
+    # A group named after the people ("…; for the X Investigators", "and the Y Study Group") is part of
     # the byline, not a sentence.
     parts = [p for p in name_parts(DEGREE.sub("", s)) if not _GROUP_AUTHOR.match(p)]
     return (len(parts) >= 3 and all(map(_is_name, parts))

@@ -182,7 +182,7 @@ class _TextExtractor(HTMLParser):
             self.rowspans = {}
             self.parts.append("\n\n")
         elif tag == "li":
-            # A bullet, as markdown writes it: a short item ("Age 65 years or older") is a list item, not a
+            # A bullet, as markdown writes it: a short item ("Age over 65") is a list item, not a
             # heading over the next one.
             self.parts.append("\n\n- ")
         elif tag in _BLOCK:
