@@ -289,6 +289,16 @@ def test_author_lists_are_never_candidates(seed_index) -> None:  # type: ignore[
     assert any(t.startswith("The trial investigators, led by Hagop Kantarjian") for t in texts)
 
 
+def test_a_negation_in_a_reason_or_concession_clause_is_not_the_answers() -> None:
+    col = VERDICT_FEATURES.index("lead_neg")
+    q = "Is soap and water preferred over alcohol hand rub?"
+    reason = verdict_features(q, ["Because alcohol does not kill spores, soap and water is preferred."])
+    plain = verdict_features(q, ["Soap and water is not preferred over alcohol hand rub."])
+    assert reason[col] == 0 and plain[col] > 0
+    concession = verdict_features("Did X lower pressure?", ["X lowered pressure, although Y did not."])
+    assert concession[col] == 0
+
+
 def test_pseudo_negations_are_not_negations() -> None:
     col = VERDICT_FEATURES.index("lead_neg")
     positive = verdict_features("Does it correspond?", ["It is a reliable indicator whether or not it is apparent."])

@@ -26,8 +26,15 @@ _PSEUDO_NEG = re.compile(r"\b(whether or not|not only|not necessarily|no doubt|w
                          r"\bno\.(?=\s*(?:\(|of\b|\d|:|—|$))", re.I)
 
 
+# A clause that gives a reason or a concession ("Because alcohol does not kill spores, soap is preferred";
+# "X lowered pressure, although Y did not") is not what the sentence asserts: its negations are not the
+# answer's.
+_SUBORDINATE = re.compile(r"(?:^|(?<=[.;]\s))(?:because|since|although|though|while|whereas|as)\b[^,;]*,|"
+                          r",\s*(?:although|though|whereas|while)\b[^,;.]*", re.I)
+
+
 def _negations(text: str) -> int:
-    return len(_NEG.findall(_PSEUDO_NEG.sub(" ", text)))
+    return len(_NEG.findall(_PSEUDO_NEG.sub(" ", _SUBORDINATE.sub(" ", text))))
 
 
 _NO_DIFF = re.compile(r"\b(no (?:significant |statistically significant )?(?:difference|association|effect|"
