@@ -193,3 +193,14 @@ def test_a_bare_noun_phrase_question_asks_for_the_thing_it_names() -> None:
               "Per the regulator, is it safe to keep drug Y at a reduced dose with clarithromycin?",
               "Does drug X reduce recurrence?"):
         assert is_yes_no(q), q
+
+
+def test_an_abbreviation_defined_in_square_brackets_and_rr_as_risk_ratio() -> None:
+    from citeqa.abbrev import expand, find_abbreviations
+
+    # A meta-analysis writes its abbreviation inside parentheses' text: "(pooled risk ratio [RR] 0.54 …)".
+    assert find_abbreviations(["CDI occurred in 1.7% (pooled risk ratio [RR] 0.54, 95% CI 0.38 to 0.76)."]) == {
+        "RR": "risk ratio"}
+    assert find_abbreviations(["as shown before [12] and in [A1]"]) == {}  # reference markers are no definitions
+    # Undefined, "RR" is the risk ratio of most of the literature (it had read "relapse rate").
+    assert expand("pooled RR for infection with probiotics vs control?", {}) == "risk ratio"

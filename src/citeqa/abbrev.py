@@ -18,7 +18,7 @@ CLINICAL = {
     "SCT": "stem-cell transplantation", "AE": "adverse event", "AEs": "adverse events",
     "SAE": "serious adverse event", "HR": "hazard ratio", "CI": "confidence interval",
     "ITT": "intention-to-treat", "CRS": "cytokine release syndrome", "ORR": "overall response rate",
-    "RR": "relapse rate", "QoL": "quality of life", "ECOG": "Eastern Cooperative Oncology Group",
+    "RR": "risk ratio", "QoL": "quality of life", "ECOG": "Eastern Cooperative Oncology Group",
 }
 # Everyday words readers use for the trial-report terms.
 SYNONYMS = {
@@ -27,7 +27,8 @@ SYNONYMS = {
     "transplant": "transplantation", "arm": "group", "arms": "groups",
 }
 
-_DEF = re.compile(r"\(([A-Z][A-Za-z0-9]{0,3}[A-Z0-9][A-Za-z0-9]{0,4})s?\)")
+# "(MRD)", or in square brackets inside parentheses' text ("pooled risk ratio [RR] 0.54").
+_DEF = re.compile(r"[(\[]([A-Z][A-Za-z0-9]{0,3}[A-Z0-9][A-Za-z0-9]{0,4})s?[)\]]")
 
 
 def _match_long_form(words: list[str], abbr: str) -> str | None:

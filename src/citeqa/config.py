@@ -195,6 +195,8 @@ def _digest(key: SecretStr) -> str:
 
 
 # Bump when ingestion, tokenisation or the storage layout changes, so stale indexes are not reused.
+# 25: "RR" reads "risk ratio" (it had read "relapse rate", which no indexed text used), and an abbreviation
+# defined in square brackets ("pooled risk ratio [RR]") is found;
 # 24: table lines are never page furniture (two markdown tables share their "|---|" rule line), nor is a
 # repeated short heading standing over its paragraph (a report's "Methods" over the abstract's part and the
 # body's); a byline may end with its group ("for the X Investigators");
@@ -219,4 +221,4 @@ def _digest(key: SecretStr) -> str:
 # text that starts with a figure reference ("Figure 2C), is …") no longer starts a caption;
 # 8: PDF tables set in a smaller font are cut from the text below them, and a table the layout split at a
 # row gap is read whole; 7: PDF column headings given one per line; 6: storage format 2.
-INGEST_VERSION = 24
+INGEST_VERSION = 25
