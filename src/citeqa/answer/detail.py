@@ -23,9 +23,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from citeqa.answer.features import FEATURE_NAMES
+
 DETAIL_FEATURES = ("core_cov1", "p1", "entity_missing1", "entity_missing3", "entity_missing_pool", "missing_rare1")
-# The evidence features (``features.FEATURE_NAMES``) the gate reads of each candidate, in this order.
+# The evidence features the gate reads of each candidate, in this order.
 CANDIDATE_INPUTS = ("core_cov_ctx", "missing_rare")
+_CANDIDATE_COLS = [FEATURE_NAMES.index(n) for n in CANDIDATE_INPUTS]
+
+
+def candidate_inputs(x: np.ndarray) -> np.ndarray:
+    """The ``CANDIDATE_INPUTS`` columns of the candidates' evidence feature rows (``FEATURE_NAMES`` order):
+    one selection for answering and training."""
+    return x.reshape(-1, len(FEATURE_NAMES))[:, _CANDIDATE_COLS]
 
 _TOKEN = re.compile(r"[^\s,;:()?\[\]\"'/–—]+")  # noqa: RUF001 -- en and em dashes join two names
 _POSSESSIVE = re.compile(r"['’]s$")  # noqa: RUF001

@@ -272,9 +272,7 @@ def detail(index: Index, q: F.QuestionView, scored: Sequence[Scored], model: Mod
     names = {d: doc_names(index, d) for d in {s.cand.unit.doc for s in scored}}
     texts = [D.gate_text(s.cand.text, s.cand.unit.section, names[s.cand.unit.doc]) for s in scored]
     probs = np.array([s.score for s in scored])
-    cols = [F.FEATURE_NAMES.index(n) for n in D.CANDIDATE_INPUTS]
-    cand = np.array([s.features[cols] for s in scored]) if scored else np.zeros((0, len(cols)))
-    vec = D.detail_vector(q.text, probs, cand, texts)
+    vec = D.detail_vector(q.text, probs, D.candidate_inputs(np.array([s.features for s in scored])), texts)
     return round(float(model.predict(vec[columns(model, D.DETAIL_FEATURES)])[0]), 4)
 
 

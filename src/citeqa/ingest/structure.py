@@ -235,6 +235,11 @@ def heading_text(ln: Line) -> str | None:
     return None
 
 
+# Top-level sections that hold no parts of their own: a heading as high as theirs after them is the next
+# section, unlike under "METHODS" or "RESULTS".
+_NO_PARTS = frozenset({"INTRODUCTION", "BACKGROUND", "SUMMARY"})
+
+
 class _Sections:
     """Tracks the two-level section path (major > minor) as headings arrive."""
 
@@ -282,14 +287,14 @@ class _Sections:
         if not (level and self.major_level and level <= self.major_level):
             return False
         # An introduction has no parts either: a review's "## Definitions" after it is a section of its own.
-        return self.major.upper() in {"ABSTRACT", "SUMMARY", "INTRODUCTION", "BACKGROUND"} or not is_major(self.major)
+        return self.major.upper() in {"ABSTRACT", *_NO_PARTS} or not is_major(self.major)
 
     def _peer(self, text: str, level: int) -> bool:
         """Plain text: a heading in capitals after a section headed in capitals is the next section
         ("BACKGROUND", then "WHAT THE AGENCY REVIEWED", then "RECOMMENDATIONS"), unless that section is one
         of an article's that hold parts ("METHODS" > "STATISTICAL ANALYSIS"); introductions have none."""
         return (not level and text.isupper() and self.major.isupper()
-                and (self.major in {"INTRODUCTION", "BACKGROUND", "SUMMARY"} or not is_major(self.major)))
+                and (self.major in _NO_PARTS or not is_major(self.major)))
 
     def paragraph(self) -> str:
         # An abstract part holds one paragraph; unheaded text after the abstract is the introduction.

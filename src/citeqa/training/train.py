@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from citeqa.answer import features as F
-from citeqa.answer.detail import CANDIDATE_INPUTS, DETAIL_FEATURES, detail_vector, gate_text
+from citeqa.answer.detail import DETAIL_FEATURES, candidate_inputs, detail_vector, gate_text
 from citeqa.answer.scorer import MODELS_DIR, Model, logistic_from_sklearn, trees_from_sklearn
 from citeqa.answer.verdict import VERDICT_FEATURES, verdict_evidence, verdict_features
 from citeqa.training import dataset, listwise
@@ -146,14 +146,13 @@ def detail_matrix(d: dict[str, Any], probs: list[np.ndarray]) -> tuple[np.ndarra
     """The detail gate's rows for every wh-question of ``d`` (near-topic copies included), their labels
     (answerable or not) and the questions' indices."""
     rows, labels, which = [], [], []
-    cols = [F.FEATURE_NAMES.index(n) for n in CANDIDATE_INPUTS]
     for i, q in enumerate(d["questions"]):
         if q["yes_no"]:
             continue
         x = d["X"][d["qidx"] == i]
         aliases = q.get("aliases", {})
         texts = [gate_text(c["text"], c["section"], aliases.get(c["doc"], "")) for c in q["cands"]]
-        rows.append(detail_vector(q["question"], probs[i], x[:, cols], texts))
+        rows.append(detail_vector(q["question"], probs[i], candidate_inputs(x), texts))
         labels.append(int(q["answerable"]))
         which.append(i)
     return np.array(rows).reshape(-1, len(DETAIL_FEATURES)), np.array(labels), np.array(which, dtype=int)
